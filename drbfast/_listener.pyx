@@ -312,6 +312,8 @@ cdef class FastListener(WSListener):
         cdef char* digit
         cdef uint64_t seq
         cdef int i
+        if self.transport is None:
+            raise RuntimeError("a test_request arrived on a listener with no connection")
         self._seq += 1
         seq = self._seq
         memcpy(msg, PyBytes_AS_STRING(self._template), self._tmpl_len)
@@ -479,4 +481,4 @@ cdef class FastListener(WSListener):
         for i in range(count):
             self._inline_left = self.slice_size
             self._handle(ptr, n, False, t0)
-        return (now_ns() - t0) / max(count, 1)
+        return <double>(now_ns() - t0) / max(count, 1)
