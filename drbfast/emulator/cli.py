@@ -1,0 +1,124 @@
+"""``drbfast emulator``: run the emulator in the foreground and print its URL."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from .config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig
+
+__all__ = ["add_arguments", "main", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the emulator's options to ``p``."""
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one, printed)")
+    p.add_argument("--min-heartbeat", type=float, default=10.0, help="smallest public/set_heartbeat interval accepted (production: 10)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
+    p.add_argument("--client-id", default=DEMO_CLIENT_ID, help=f"API key id accepted (default {DEMO_CLIENT_ID})")
+    p.add_argument("--client-secret", default=None, help="API key secret accepted (default: the documented demo secret); never printed")
+    p.add_argument("--token-ttl", type=float, default=31_536_000.0, help="access token lifetime in seconds")
+    p.add_argument("--tls", action="store_true", help="serve wss:// (a self-signed certificate is made unless --certfile is given)")
+    p.add_argument("--certfile", help="PEM certificate for --tls")
+    p.add_argument("--keyfile", help="PEM private key for --tls")
+    p.add_argument("--credit-cost", type=int, default=500, help="credits per request (production: 500)")
+    p.add_argument("--credit-cap", type=int, default=50_000, help="credit pool (production: 50,000)")
+    p.add_argument("--credit-refill", type=float, default=10_000.0, help="credits refilled per second (production: 10,000)")
+    p.add_argument("--idle-timeout", type=float, default=None, help="drop a connection silent this long (default: never)")
+    p.add_argument("--drop-after", type=int, default=None, metavar="N", help="fault: drop every connection after sending it N messages")
+    p.add_argument("--drop-at", type=float, default=None, metavar="S", help="fault: drop every connection S seconds after it opens")
+    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="fault: answer every request S seconds late")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: run until SIGINT/SIGTERM)")
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    if args.certfile and not args.keyfile:
+        raise SystemExit("drbfast emulator: --certfile needs --keyfile")
+    return EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        min_heartbeat=args.min_heartbeat,
+        seed=args.seed,
+        client_id=args.client_id,
+        client_secret=args.client_secret if args.client_secret is not None else DEMO_CLIENT_SECRET,
+        token_ttl=args.token_ttl,
+        tls=args.tls or bool(args.certfile),
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        credit_cost=args.credit_cost,
+        credit_cap=args.credit_cap,
+        credit_refill=args.credit_refill,
+        idle_timeout=args.idle_timeout,
+        record=False,
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .server import Emulator
+
+    emu = Emulator(_config(args))
+    await emu.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.drop_after is not None or args.drop_at is not None or args.delay:
+        loop.create_task(_apply_faults(emu, args, stop))
+    print(f"drbfast emulator serving {emu.url}", flush=True)
+    print(f"  API key: client_id={emu.config.client_id} (secret: see --client-secret or docs)", flush=True)
+    if emu.config.tls:
+        print("  TLS: self-signed certificate; clients must trust it", flush=True)
+    try:
+        if args.duration is not None:
+            try:
+                await asyncio.wait_for(stop.wait(), args.duration)
+            except asyncio.TimeoutError:
+                pass
+        else:
+            await stop.wait()
+    finally:
+        await emu.stop()
+    print("drbfast emulator stopped", file=sys.stderr)
+    return 0
+
+
+async def _apply_faults(emu: object, args: argparse.Namespace, stop: asyncio.Event) -> None:
+    from .server import Emulator
+
+    assert isinstance(emu, Emulator)
+    seen: set[int] = set()
+    while not stop.is_set():
+        for conn in list(emu.connections):
+            if conn.id in seen:
+                continue
+            seen.add(conn.id)
+            conn.response_delay = args.delay
+            if args.drop_after is not None:
+                emu.faults.drop(conn, after_messages=args.drop_after)
+            if args.drop_at is not None:
+                emu.faults.drop(conn, at=args.drop_at)
+        await asyncio.sleep(0.05)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the emulator with parsed arguments; returns the exit status."""
+    try:
+        return asyncio.run(_serve(args))
+    except OSError as exc:
+        print(f"drbfast emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m drbfast.emulator.cli``: the same as ``drbfast emulator``."""
+    parser = argparse.ArgumentParser(prog="drbfast emulator", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
