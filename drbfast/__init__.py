@@ -13,17 +13,68 @@ check_build()
 
 from ._classify import classify, classify_exact  # noqa: E402
 from ._listener import FastListener, HeartbeatStats, monotonic_ns  # noqa: E402
+from .auth import Credentials  # noqa: E402
+from .backoff import Backoff  # noqa: E402
+from .client import Client, Connect, Event, Subscription, connect  # noqa: E402
+from .errors import (  # noqa: E402
+    AuthenticationError,
+    BadRequest,
+    ConfigurationError,
+    ConnectionLost,
+    DeribitError,
+    DrbfastError,
+    InvalidCredentials,
+    InvalidParams,
+    MethodNotFound,
+    NotConnected,
+    RawSubscriptionsNeedAuth,
+    RequestTimeout,
+    SubscriptionRefused,
+    TooManyRequests,
+    Unauthorized,
+)
 from .frames import ENGINE_ID_PREFIX  # noqa: E402
 from .kinds import Kind  # noqa: E402
+from .ratelimit import Credits  # noqa: E402
+from .stats import ClientStats  # noqa: E402
+from .urls import COINBASE, COINBASE_STREAMS, MAINNET, TESTNET  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "COINBASE",
+    "COINBASE_STREAMS",
     "ENGINE_ID_PREFIX",
+    "MAINNET",
+    "TESTNET",
+    "AuthenticationError",
+    "Backoff",
+    "BadRequest",
+    "Client",
+    "ClientStats",
+    "ConfigurationError",
+    "Connect",
+    "ConnectionLost",
+    "Credentials",
+    "Credits",
+    "DeribitError",
+    "DrbfastError",
+    "Event",
     "FastListener",
     "HeartbeatStats",
+    "InvalidCredentials",
+    "InvalidParams",
     "Kind",
+    "MethodNotFound",
+    "NotConnected",
+    "RawSubscriptionsNeedAuth",
+    "RequestTimeout",
+    "Subscription",
+    "SubscriptionRefused",
+    "TooManyRequests",
+    "Unauthorized",
     "classify",
     "classify_exact",
+    "connect",
     "monotonic_ns",
 ]
