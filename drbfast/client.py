@@ -165,7 +165,9 @@ class Client:
         self._ssl = ssl if ssl is not None else (ssl_module.create_default_context() if url.startswith("wss://") else None)
         self._scope = scope
         self._hello = {"client_name": client_name, "client_version": client_version}
-        self._credits = CreditBucket(credits) if credits is not None else None
+        # One request's worth is kept back for the engine's public/test answers, which
+        # Deribit charges too but which are never delayed.
+        self._credits = CreditBucket(credits, reserve=credits.cost) if credits is not None else None
         self._sub_credits = CreditBucket(SUBSCRIBE_CREDITS) if credits is not None else None
         self._backoff = backoff or Backoff()
         self._on_event = on_event
@@ -264,19 +266,19 @@ class Client:
 
     async def _setup(self) -> None:
         """hello, auth, set_heartbeat, cancel-on-disconnect, resubscribe: on every connect."""
-        await self._raw_call("public/hello", self._hello)
+        await self._setup_call("public/hello", self._hello)
         if self._creds is not None:
             await self._authenticate()
         if self.heartbeat is not None:
-            await self._raw_call("public/set_heartbeat", {"interval": self.heartbeat})
+            await self._setup_call("public/set_heartbeat", {"interval": self.heartbeat})
         if self.cancel_on_disconnect is not None:
             # Connection scope covers only this socket: re-armed on every connect.
-            await self._raw_call("private/enable_cancel_on_disconnect", {"scope": self.cancel_on_disconnect})
+            await self._setup_call("private/enable_cancel_on_disconnect", {"scope": self.cancel_on_disconnect})
         channels = list(self._by_channel)
         if channels:
             method = "private/subscribe" if self._creds else "public/subscribe"
             for chunk in split_channels(method, channels):
-                accepted = await self._raw_call(method, {"channels": chunk})
+                accepted = await self._setup_call(method, {"channels": chunk})
                 refused = sorted(set(chunk) - set(accepted or []))
                 if refused:
                     log.warning("drbfast: on resubscribe Deribit refused %s", refused)
@@ -284,7 +286,7 @@ class Client:
 
     async def _authenticate(self) -> None:
         assert self._creds is not None
-        result = await self._raw_call("public/auth", auth_params(self._creds, self._grant, self._scope))
+        result = await self._setup_call("public/auth", auth_params(self._creds, self._grant, self._scope))
         self._token_from(result)
 
     def _token_from(self, result: Any) -> None:
@@ -303,7 +305,7 @@ class Client:
             return
         try:
             if self._refresh_token:
-                result = await self._raw_call("public/auth", refresh_params(self._refresh_token))
+                result = await self._setup_call("public/auth", refresh_params(self._refresh_token))
             else:
                 raise AuthenticationError(13009, "unauthorized", "no refresh token")
         except DeribitError:
@@ -496,13 +498,20 @@ class Client:
         """A fresh snapshot needs unsubscribe then subscribe (PROTOCOL.md 4.3)."""
         prefix = "private" if self._creds else "public"
         try:
-            await self._raw_call(f"{prefix}/unsubscribe", {"channels": [channel]})
+            await self._setup_call(f"{prefix}/unsubscribe", {"channels": [channel]})
             if channel in self._by_channel:
-                await self._raw_call(f"{prefix}/subscribe", {"channels": [channel]})
+                await self._setup_call(f"{prefix}/subscribe", {"channels": [channel]})
         except (DeribitError, ConnectionLost, RequestTimeout) as exc:
             log.warning("drbfast: resync of %s failed: %s", channel, exc)
 
     # ------------------------------------------------------------ calling
+
+    async def _setup_call(self, method: str, params: dict[str, Any]) -> Any:
+        """A set-up request: charged to the credit budget, but sent before readiness."""
+        bucket = self._sub_credits if method.endswith("/subscribe") else self._credits
+        if bucket is not None:
+            await bucket.acquire()
+        return await self._raw_call(method, params)
 
     async def _raw_call(self, method: str, params: dict[str, Any]) -> Any:
         """Send now (no readiness wait, no credit wait) and return the result."""

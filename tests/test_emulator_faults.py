@@ -158,3 +158,21 @@ async def test_flood_measures_test_request_round_trips(emulator: Emulator) -> No
     await c.close()
     await asyncio.wait_for(reader_done.wait(), TIMEOUT)
     task.cancel()
+
+
+async def test_silence_sends_nothing_and_keeps_the_socket(emulator: Emulator) -> None:
+    c = await WsClient.open(emulator.url)
+    await c.result("public/subscribe", channels=["ticker.BTC-PERPETUAL.100ms"])
+    await c.result("public/set_heartbeat", interval=0.1)
+    await c.collect(2)
+    emulator.faults.silence()
+    await asyncio.sleep(0.1)
+    while True:  # drain what was already in flight
+        try:
+            await c.next_message(timeout=0.2)
+        except asyncio.TimeoutError:
+            break
+    with pytest.raises(asyncio.TimeoutError):
+        await c.next_message(timeout=0.5)
+    assert emulator.connections, "no close either"
+    await c.close()

@@ -87,6 +87,14 @@ class Faults:
         assert c.transport is not None
         c.transport.underlying_transport.resume_reading()
 
+    def silence(self, conn: Connection | None = None, on: bool = True) -> None:
+        """Send nothing more on this connection, heartbeats included, and never close
+        it: a link that died without telling anyone (a client watchdog must notice)."""
+        c = self._conn(conn)
+        c.silenced = on
+        if on:
+            c.stop_heartbeat()
+
     def delay_responses(self, seconds: float, conn: Connection | None = None) -> None:
         """Answer every later request ``seconds`` late (0 restores)."""
         self._conn(conn).response_delay = seconds

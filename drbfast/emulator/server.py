@@ -101,6 +101,7 @@ class Connection(WSListener):  # type: ignore[misc]
         self._credits = _Bucket(emu.config.credit_cap, emu.config.credit_refill)
         self._sub_credits = _Bucket(emu.config.subscribe_cap, emu.config.subscribe_refill)
         self.response_delay = 0.0
+        self.silenced = False
         self.drop_after_messages: int | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
@@ -284,7 +285,7 @@ class Connection(WSListener):  # type: ignore[misc]
     def send(self, payload: bytes, opcode: WSMsgType = WSMsgType.TEXT, fin: bool = True) -> None:
         """Send one frame (recorded, counted, subject to drop_after_messages)."""
         t = self.transport
-        if t is None or t.is_disconnected or t.is_close_frame_sent:
+        if t is None or t.is_disconnected or t.is_close_frame_sent or self.silenced:
             return
         if self.emu.config.record:
             self.frames.append(Frame(time.perf_counter_ns(), "out", int(opcode), payload))
