@@ -58,6 +58,8 @@ class FastListener(WSListener):
     overflow: str
     close_code: int | None
     close_reason: str | None
+    #: the last error reply to an engine-id request (e.g. a refused set_heartbeat)
+    last_error_reply: bytes | None
     def __init__(
         self,
         on_message: OnMessage | None = None,

@@ -134,6 +134,7 @@ cdef class FastListener(WSListener):
         int64_t t_rx, t_heartbeat, t_test_request, t_reply_sent, t_test_reply, t_rtt
         readonly object close_code
         readonly object close_reason
+        readonly bytes last_error_reply
 
     def __cinit__(self):
         self._scratch = NULL
@@ -299,8 +300,9 @@ cdef class FastListener(WSListener):
                 self.t_rtt = t - self._sent_at[r.seq % RTT_RING]
             if r.is_error:
                 self.n_test_reply_errors += 1
-                self._logger.warning("drbfast: Deribit answered the engine's public/test "
-                                     "with an error: %r", PyBytes_FromStringAndSize(ptr, min(size, 512)))
+                self.last_error_reply = PyBytes_FromStringAndSize(ptr, min(size, 4096))
+                self._logger.warning("drbfast: Deribit answered an engine request with an "
+                                     "error: %r", self.last_error_reply[:512])
         else:
             self._deliver(ptr, size, False)
         return 0

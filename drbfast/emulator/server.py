@@ -102,6 +102,7 @@ class Connection(WSListener):  # type: ignore[misc]
         self._sub_credits = _Bucket(emu.config.subscribe_cap, emu.config.subscribe_refill)
         self.response_delay = 0.0
         self.silenced = False
+        self._fragments: list[bytes] | None = None
         self.drop_after_messages: int | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
@@ -158,10 +159,18 @@ class Connection(WSListener):  # type: ignore[misc]
         self._last_received = time.monotonic()
         if self.emu.config.record:
             self.frames.append(Frame(time.perf_counter_ns(), "in", int(mt), frame.get_payload_as_bytes()))
-        if mt == WSMsgType.TEXT:
+        if mt == WSMsgType.TEXT or (mt == WSMsgType.CONTINUATION and self._fragments is not None):
+            # Reassemble fragmented client messages (RFC 6455 5.4).
+            if mt == WSMsgType.TEXT:
+                self._fragments = []
+            assert self._fragments is not None
+            self._fragments.append(frame.get_payload_as_bytes())
+            if not frame.fin:
+                return
+            payload, self._fragments = b"".join(self._fragments), None
             self.messages_received += 1
             self._arm_idle()
-            self._on_text(frame.get_payload_as_bytes())
+            self._on_text(payload)
         elif mt == WSMsgType.BINARY:
             self.messages_received += 1
             self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "binary frames are not accepted").as_error()}, usin=None)
