@@ -44,8 +44,9 @@ class FastListener(WSListener):
     ``test_request`` is answered inside the receive callback; heartbeats and replies to
     the engine's own ``public/test`` are counted and dropped. Every other message goes
     to ``on_message(payload, binary)`` once, in order: inline while the consumer keeps
-    up (at most ``slice_size`` per socket read), else through a backlog worked off in
-    slices of ``slice_size`` that yield to the event loop. When the backlog reaches
+    up (at most ``slice_size`` messages or ``slice_time`` seconds per socket read), else
+    through a backlog worked off in slices of the same bounds that yield to the event
+    loop, so the socket is read, and test_requests answered, between slices. When the backlog reaches
     ``backlog_limit`` the ``overflow`` policy applies: ``"pause"`` stops reading the
     socket until it halves (no loss, bounded memory), ``"drop"`` drops new messages and
     counts them in ``stats.dropped``. Exceptions from the hooks are logged and counted.
@@ -68,7 +69,8 @@ class FastListener(WSListener):
         *,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         backlog_limit: int = 50_000,
-        slice_size: int = 64,
+        slice_size: int = 256,
+        slice_time: float = 0.0002,
         overflow: Literal["pause", "drop"] = "pause",
         max_message_size: int = 64 * 1024 * 1024,
     ) -> None: ...

@@ -121,6 +121,8 @@ cdef class FastListener(WSListener):
         object _backlog_append
         readonly Py_ssize_t backlog_limit
         readonly Py_ssize_t slice_size
+        int64_t _slice_ns
+        int64_t _batch_start
         readonly str overflow
         bint _drop_on_overflow
         bint _drain_scheduled
@@ -141,10 +143,12 @@ cdef class FastListener(WSListener):
         self._frag = NULL
 
     def __init__(self, on_message=None, on_connected=None, on_disconnected=None, *,
-                 logger=None, Py_ssize_t backlog_limit=50_000, Py_ssize_t slice_size=64,
-                 str overflow="pause", Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE):
-        if backlog_limit < 1 or slice_size < 1:
-            raise ValueError("backlog_limit and slice_size must be at least 1")
+                 logger=None, Py_ssize_t backlog_limit=50_000, Py_ssize_t slice_size=256,
+                 double slice_time=0.0002, str overflow="pause",
+                 Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE):
+        if backlog_limit < 1 or slice_size < 1 or slice_time <= 0:
+            raise ValueError("backlog_limit and slice_size must be at least 1, slice_time positive")
+        self._slice_ns = <int64_t>(slice_time * 1e9)
         if overflow not in ("pause", "drop"):
             raise ValueError("overflow must be 'pause' (stop reading until the backlog "
                              "halves) or 'drop' (drop and count new messages)")
@@ -194,6 +198,8 @@ cdef class FastListener(WSListener):
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int64_t t = now_ns()
         self.t_rx = t
+        if self._batch_start == 0:
+            self._batch_start = t
         try:
             self._on_frame(transport, frame, t)
         except Exception:
@@ -203,8 +209,9 @@ cdef class FastListener(WSListener):
             self._logger.exception("drbfast: error while handling a %s frame",
                                    WSMsgType(frame.msg_type).name)
         if frame.last_in_buffer:
-            # picows read a new chunk from the socket: the inline budget starts over.
+            # The next frame comes from a new socket read: the inline budget starts over.
             self._inline_left = self.slice_size
+            self._batch_start = 0
 
     cdef int _on_frame(self, WSTransport transport, WSFrame frame, int64_t t) except -1:
         cdef WSMsgType mt = frame.msg_type
@@ -332,8 +339,11 @@ cdef class FastListener(WSListener):
         cdef bytes payload
         cdef Py_ssize_t depth
         self.n_messages += 1
-        if self._inline_left > 0 and not self._drain_scheduled:
-            # Nothing queued and the consumer keeps up: call the hook right away.
+        if (self._inline_left > 0 and not self._drain_scheduled
+                and (self._batch_start == 0 or self.t_rx - self._batch_start < self._slice_ns)):
+            # Nothing queued and the consumer keeps up (at most slice_size messages or
+            # slice_time per socket read): call the hook right away. Past that, frames
+            # still to come in this read, test_requests among them, must not wait.
             self._inline_left -= 1
             self._call_hook(PyBytes_FromStringAndSize(ptr, size), binary)
             return 0
@@ -372,13 +382,17 @@ cdef class FastListener(WSListener):
             self._logger.exception("drbfast: the on_message hook raised; the connection stays up")
 
     def _drain(self):
-        """Work off at most ``slice_size`` queued messages, then yield to the loop."""
+        """Work off queued messages for at most ``slice_size`` messages or
+        ``slice_time``, then yield to the loop so the socket is read again."""
         cdef Py_ssize_t n = self.slice_size
+        cdef int64_t deadline = now_ns() + self._slice_ns
         backlog = self._backlog
         while n > 0 and backlog:
             payload, binary = backlog.popleft()
             self._call_hook(payload, binary)
             n -= 1
+            if now_ns() >= deadline:
+                break
         if backlog:
             self._loop.call_soon(self._drain)
         else:
@@ -465,6 +479,7 @@ cdef class FastListener(WSListener):
         cdef Py_ssize_t n = view.shape[0]
         self.t_rx = now_ns()
         self._inline_left = self.slice_size
+        self._batch_start = 0
         cdef const char* ptr = EMPTY
         if n > 0:
             ptr = <const char*>&view[0]

@@ -34,6 +34,8 @@ class ClientStats:
     test_replies: int = 0
     test_reply_errors: int = 0
     backlog: int = 0
+    #: the largest consumer backlog the listener has held (messages)
+    backlog_peak: int = 0
     backlog_dropped: int = 0
     #: round trip of the engine's last own public/test, ns (0: none yet)
     last_rtt_ns: int = 0
@@ -53,6 +55,7 @@ class ClientStats:
         for name in self._ADDITIVE:
             setattr(self, name, getattr(self, name) + getattr(hb, name))
         self.backlog = hb.backlog
+        self.backlog_peak = max(self.backlog_peak, hb.backlog_peak)
         self.backlog_dropped += hb.dropped
         if hb.last_rtt_ns:
             self.last_rtt_ns = hb.last_rtt_ns
@@ -61,6 +64,7 @@ class ClientStats:
         """Keep a closed listener's counters for good."""
         for name in self._ADDITIVE:
             setattr(self, name, getattr(self, name) + getattr(hb, name))
+        self.backlog_peak = max(self.backlog_peak, hb.backlog_peak)
         self.backlog_dropped += hb.dropped
         if hb.last_rtt_ns:
             self.last_rtt_ns = hb.last_rtt_ns

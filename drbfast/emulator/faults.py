@@ -34,18 +34,33 @@ class FloodResult:
         return self.sent / self.seconds if self.seconds > 0 else 0.0
 
 
-def _book_frame(size: int = 1000) -> bytes:
-    levels: list[list[object]] = []
-    frame = b""
-    while len(frame) < size:
-        levels.append(["change", 86750.0 + len(levels) * 0.5, 1230.0])
-        frame = json.dumps({
-            "jsonrpc": "2.0", "method": "subscription",
-            "params": {"channel": "book.BTC-PERPETUAL.raw", "data": {
-                "timestamp": 1790133840448, "type": "change", "prev_change_id": 193809616665,
-                "change_id": 193809616666, "instrument_name": "BTC-PERPETUAL",
-                "bids": levels, "asks": levels}}}, separators=(",", ":")).encode()
-    return frame
+class _FloodFrames:
+    """~1 KB book changes serialized once; each frame gets the next change_id by
+    patching fixed-width digits in place, so ``prev_change_id`` continuity holds."""
+
+    def __init__(self, channel: str, size: int = 1000) -> None:
+        levels: list[list[object]] = []
+        frame = b""
+        marker_prev, marker_cur = 111111111111, 222222222222
+        while len(frame) < size:
+            levels.append(["change", 86750.0 + len(levels) * 0.5, 1230.0])
+            frame = json.dumps({
+                "jsonrpc": "2.0", "method": "subscription",
+                "params": {"channel": channel, "data": {
+                    "timestamp": 1790133840448, "type": "change", "prev_change_id": marker_prev,
+                    "change_id": marker_cur, "instrument_name": channel.split(".")[1] if "." in channel else channel,
+                    "bids": levels, "asks": levels}}}, separators=(",", ":")).encode()
+        self.template = bytearray(frame)
+        self.prev_at = frame.index(str(marker_prev).encode())
+        self.cur_at = frame.index(str(marker_cur).encode())
+        self.change_id = 300_000_000_000
+
+    def next(self) -> bytes:
+        t = self.template
+        t[self.prev_at:self.prev_at + 12] = b"%012d" % self.change_id
+        self.change_id += 1
+        t[self.cur_at:self.cur_at + 12] = b"%012d" % self.change_id
+        return bytes(t)
 
 
 class Faults:
@@ -145,12 +160,17 @@ class Faults:
 
         return asyncio.get_running_loop().create_task(run())
 
-    async def flood(self, conn: Connection | None = None, *, count: int = 100_000, test_request_every: int | None = None, frame: bytes | None = None, timeout: float = 60.0) -> FloodResult:
-        """Push ``count`` pre-serialized ~1 KB book notifications as fast as the socket
-        takes them, with a test_request after every ``test_request_every``; wait for
-        the answers and return what was measured."""
+    async def flood(self, conn: Connection | None = None, *, count: int = 100_000, test_request_every: int | None = None,
+                    channel: str = "book.BTC-PERPETUAL.raw", frame: bytes | None = None, timeout: float = 60.0) -> FloodResult:
+        """Push ``count`` ~1 KB book changes on ``channel`` (continuous change_ids; the
+        regular stream of that channel pauses meanwhile) as fast as the socket takes
+        them, with a test_request after every ``test_request_every``; wait for the
+        answers and return what was measured. ``frame`` sends that exact payload instead."""
         c = self._conn(conn)
-        payload = frame if frame is not None else _book_frame()
+        frames = _FloodFrames(channel) if frame is None else None
+        instrument = self.emu.market.instruments.get(channel.split(".")[1]) if channel.count(".") >= 2 else None
+        if frames is not None and instrument is not None:
+            frames.change_id = instrument.change_id  # continue the book's change_id chain
         before = len(c.test_request_rtts_ns)
         trs = 0
         deadline = time.monotonic() + timeout
@@ -158,13 +178,14 @@ class Faults:
         sent = 0
         record = self.emu.config.record
         self.emu.config.record = False  # a flood is not worth recording frame by frame
+        c.flooding.add(channel)
         try:
             while sent < count and time.monotonic() < deadline:
                 if c.transport is None or c.transport.is_disconnected:
                     break
                 burst = min(256, count - sent)
                 for _ in range(burst):
-                    c.send(payload)
+                    c.send(frames.next() if frames is not None else frame)  # type: ignore[arg-type]
                     sent += 1
                     if test_request_every and sent % test_request_every == 0:
                         c.send_test_request()
@@ -178,4 +199,7 @@ class Faults:
                 await asyncio.sleep(0.005)
         finally:
             self.emu.config.record = record
+            c.flooding.discard(channel)
+            if frames is not None and instrument is not None:
+                self.emu.market.resume_after(instrument.name, frames.change_id)
         return FloodResult(sent, seconds, trs, c.test_request_rtts_ns[before:])

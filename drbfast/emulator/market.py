@@ -105,6 +105,12 @@ class Market:
             inst.asks[self._round(inst, best_ask + k * inst.tick)] = self._amount(inst)
         self._next_change_id(inst)
 
+    def resume_after(self, name: str, change_id: int) -> None:
+        """Continue a book's chain after a flood that used change_ids up to ``change_id``."""
+        inst = self.instruments[name]
+        inst.change_id = change_id
+        self._change_ids[inst.currency] = max(self._change_ids[inst.currency], change_id)
+
     def snapshot(self, name: str, now_ms: int) -> dict[str, Any]:
         """The book as a ``snapshot`` frame's data (bids best first, asks best first)."""
         inst = self.instruments[name]

@@ -102,6 +102,8 @@ class Connection(WSListener):  # type: ignore[misc]
         self._sub_credits = _Bucket(emu.config.subscribe_cap, emu.config.subscribe_refill)
         self.response_delay = 0.0
         self.silenced = False
+        #: channels whose regular stream is paused for a flood on this connection
+        self.flooding: set[str] = set()
         self._fragments: list[bytes] | None = None
         self.drop_after_messages: int | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
@@ -573,4 +575,5 @@ class Emulator:
                     continue
                 frame = notification(channel, payload)
                 for conn in list(subs):
-                    conn.send(frame)
+                    if channel not in conn.flooding:
+                        conn.send(frame)

@@ -1,0 +1,106 @@
+"""``drbfast stream``: Deribit notifications as JSON lines on stdout.
+
+stdout carries only ``{"channel": ..., "data": ...}`` lines; everything else (the
+summary, warnings, the reason for a failure) goes to stderr. The secret is never
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+from typing import Any, TextIO
+
+from .client import connect
+from .errors import AuthenticationError, DeribitError, DrbfastError, SubscriptionRefused
+from .urls import MAINNET, TESTNET
+
+__all__ = ["run_stream"]
+
+
+def _fail(message: str) -> int:
+    print(f"drbfast stream: {message}", file=sys.stderr)
+    return 1
+
+
+async def _stream(args: argparse.Namespace, url: str, client_id: str | None, client_secret: str | None, out: TextIO) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    count = 0
+    t0 = time.monotonic()
+
+    def emit(channel: str, data: Any) -> None:
+        nonlocal count
+        if stop.is_set():
+            return
+        out.write(json.dumps({"channel": channel, "data": data}, separators=(",", ":")) + "\n")
+        count += 1
+        if args.count is not None and count >= args.count:
+            stop.set()
+
+    ssl_ctx = None
+    if args.insecure and url.startswith("wss://"):
+        ssl_ctx = ssl.create_default_context()
+        ssl_ctx.check_hostname = False
+        ssl_ctx.verify_mode = ssl.CERT_NONE
+    heartbeat = args.heartbeat if args.heartbeat and args.heartbeat > 0 else None
+    try:
+        client = await connect(url, client_id=client_id, client_secret=client_secret, auth=args.auth, heartbeat=heartbeat, ssl=ssl_ctx)
+    except AuthenticationError as exc:
+        return _fail(f"authentication failed: Deribit error {exc.code} {exc.message}")
+    except (OSError, asyncio.TimeoutError) as exc:
+        return _fail(f"cannot connect to {url}: {getattr(exc, 'strerror', None) or exc or 'timed out'}")
+    except DrbfastError as exc:
+        return _fail(str(exc))
+    try:
+        try:
+            sub = await client.subscribe(*args.channels, callback=emit, strict=False)
+        except DeribitError as exc:
+            return _fail(f"subscribe failed: Deribit error {exc.code} {exc.message}")
+        if sub.refused:
+            print(f"drbfast stream: Deribit did not subscribe: {', '.join(sub.refused)}", file=sys.stderr)
+        if not sub.channels:
+            return _fail("no channel was subscribed")
+        try:
+            await asyncio.wait_for(stop.wait(), args.duration)
+        except asyncio.TimeoutError:
+            pass
+    finally:
+        out.flush()
+        stats = client.stats
+        await client.close()
+        elapsed = time.monotonic() - t0
+        print(
+            f"drbfast stream: {count} notifications in {elapsed:.1f} s; heartbeats {stats.heartbeats}, "
+            f"test_requests answered {stats.replies_sent}/{stats.test_requests}, reconnects {stats.reconnects}, "
+            f"parse errors {stats.parse_errors}, overflows {stats.overflows}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    """Run ``drbfast stream`` with parsed arguments; returns the exit status."""
+    url = args.url or (MAINNET if args.mainnet else TESTNET)
+    client_id = args.client_id or os.environ.get("DERIBIT_CLIENT_ID") or None
+    client_secret = args.client_secret or os.environ.get("DERIBIT_CLIENT_SECRET") or None
+    if (client_id is None) != (client_secret is None):
+        return _fail("give both a client id and a client secret (flags or DERIBIT_CLIENT_ID / DERIBIT_CLIENT_SECRET), or neither")
+    if args.count is not None and args.count <= 0:
+        return _fail("--count must be positive")
+    if args.duration is not None and args.duration <= 0:
+        return _fail("--duration must be positive")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="drbfast: %(message)s")
+    try:
+        return asyncio.run(_stream(args, url, client_id, client_secret, sys.stdout))
+    except KeyboardInterrupt:
+        return 0
