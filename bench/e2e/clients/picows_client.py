@@ -1,0 +1,58 @@
+"""picows with a plain Python listener, decoding with json or orjson (``--codec``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import picows
+from picows import WSMsgType
+
+from .common import PUBLIC_TEST, few_fields, run, ssl_context, url
+
+loads = __import__(sys.argv.pop(sys.argv.index("--codec") + 1) if "--codec" in sys.argv else "json").loads
+if "--codec" in sys.argv:
+    sys.argv.remove("--codec")
+
+
+class Listener(picows.WSListener):  # type: ignore[misc]
+    def __init__(self, few: bool) -> None:
+        self.few = few
+        self.count = 0
+        self.ids = 0
+        self.done = asyncio.get_running_loop().create_future()
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        msg = loads(frame.get_payload_as_bytes())
+        method = msg.get("method")
+        if method == "heartbeat":
+            if msg["params"]["type"] == "test_request":
+                self.ids += 1
+                transport.send(WSMsgType.TEXT, (PUBLIC_TEST % self.ids).encode())
+        elif method == "bench_end":
+            transport.send(WSMsgType.TEXT, b"done")
+        else:
+            self.count += 1
+            if self.few:
+                few_fields(msg)
+
+    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def main(args: argparse.Namespace) -> int:
+    transport, listener = await picows.ws_connect(lambda: Listener(args.decode == "few"), url(args), ssl_context=ssl_context(args))
+    await transport.wait_disconnected()
+    return listener.count
+
+
+if __name__ == "__main__":
+    run(main)

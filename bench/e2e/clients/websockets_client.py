@@ -1,0 +1,38 @@
+"""`websockets` (asyncio client) with json or orjson: ``python -m ... --codec json``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import websockets
+
+from .common import PUBLIC_TEST, few_fields, run, ssl_context, url
+
+loads = __import__(sys.argv.pop(sys.argv.index("--codec") + 1) if "--codec" in sys.argv else "json").loads
+if "--codec" in sys.argv:
+    sys.argv.remove("--codec")
+
+
+async def main(args: argparse.Namespace) -> int:
+    count = 0
+    ids = 0
+    async with websockets.connect(url(args), ssl=ssl_context(args), compression=None, max_size=None, max_queue=None) as ws:
+        async for raw in ws:
+            msg = loads(raw)
+            method = msg.get("method")
+            if method == "heartbeat":
+                if msg["params"]["type"] == "test_request":
+                    ids += 1
+                    await ws.send(PUBLIC_TEST % ids)
+            elif method == "bench_end":
+                await ws.send("done")
+            else:
+                count += 1
+                if args.decode == "few":
+                    few_fields(msg)
+    return count
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,296 @@
+"""The end-to-end benchmark: every client, each in its own process, against the same
+minimal C server on 127.0.0.1, over TCP and TLS, with the C client as the floor.
+
+    python -m bench.e2e.runner [--quick] [--plot FILE.png] [--json FILE] [--markdown FILE]
+    drbfast bench [--quick] [--plot FILE.png]
+
+Placement: server and client pinned to the same core (taskset -c 0) for the headline
+figures; idle latency is also measured across cores (server on 0, client on 1). Every
+figure is read as a ratio to the C floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .build import BUILD, certificate, compile_c, payload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    argv: tuple[str, ...]
+    loop: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.loop})" if self.loop else self.name
+
+
+def clients(loops: list[str], client_exe: Path) -> list[Client]:
+    out = [Client("C floor", (str(client_exe),))]
+    py = sys.executable
+    mods = [
+        ("drbfast", "bench.e2e.clients.drbfast_client", ()),
+        ("picows+orjson", "bench.e2e.clients.picows_client", ("--codec", "orjson")),
+        ("picows+json", "bench.e2e.clients.picows_client", ("--codec", "json")),
+        ("websockets+orjson", "bench.e2e.clients.websockets_client", ("--codec", "orjson")),
+        ("websockets+json", "bench.e2e.clients.websockets_client", ("--codec", "json")),
+        ("aiohttp+json", "bench.e2e.clients.aiohttp_client", ()),
+    ]
+    for loop in loops:
+        for name, mod, extra in mods:
+            out.append(Client(name, (py, "-m", mod, *extra, "--loop", loop), loop))
+    return out
+
+
+@dataclass
+class Settings:
+    idle: int
+    warmup: int
+    throughput: int
+    flood: int
+    every: int = 100
+    #: server SO_SNDBUF in flood mode (0: the kernel's default, ~4 MB on loopback here)
+    sndbuf: int = 0
+    timeout: float = 240.0
+
+
+@dataclass
+class Result:
+    client: str
+    transport: str
+    placement: str
+    mode: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: str, s: Settings, decode: str = "few",
+            rtt_file: Path | None = None) -> Result:
+    """One server process and one client process; returns the server's figures."""
+    cert, key = certificate()
+    srv_cmd = [str(server), "--port", "0", "--mode", "throughput" if mode.startswith("throughput") else mode]
+    if mode == "idle":
+        srv_cmd += ["--count", str(s.idle), "--warmup", str(s.warmup)]
+    elif mode == "flood":
+        srv_cmd += ["--count", str(s.flood), "--every", str(s.every), "--payload", str(payload())]
+        if s.sndbuf:
+            srv_cmd += ["--sndbuf", str(s.sndbuf)]
+    else:
+        srv_cmd += ["--count", str(s.throughput), "--payload", str(payload())]
+    if tls:
+        srv_cmd += ["--cert", str(cert), "--key", str(key)]
+    if rtt_file is not None:
+        srv_cmd += ["--out", str(rtt_file)]
+    taskset = shutil.which("taskset")
+    srv_cpu, cli_cpu = ("0", "0") if placement == "same-core" else ("0", "1")
+    if taskset:
+        srv_cmd = [taskset, "-c", srv_cpu, *srv_cmd]
+    result = Result(client.label, "tls" if tls else "tcp", placement, mode if mode != "throughput" else f"throughput-{decode}")
+    srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = None
+    try:
+        assert srv.stdout is not None
+        first = json.loads(srv.stdout.readline() or "{}")
+        port = first.get("listening")
+        if not port:
+            result.error = "server did not start: " + (srv.stderr.read() if srv.stderr else "")
+            return result
+        cli_cmd = list(client.argv) + ["--port", str(port)]
+        if client.name == "C floor":
+            if tls:
+                cli_cmd += ["--tls", str(cert)]
+        else:
+            cli_cmd += ["--decode", decode]
+            if tls:
+                cli_cmd += ["--tls", str(cert)]
+        if taskset:
+            cli_cmd = [taskset, "-c", cli_cpu, *cli_cmd]
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        cli = subprocess.Popen(cli_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        try:
+            line = srv.stdout.readline()
+            srv.wait(timeout=s.timeout)
+        except subprocess.TimeoutExpired:
+            result.error = "timed out"
+            return result
+        if not line:
+            err = srv.stderr.read() if srv.stderr else ""
+            cerr = ""
+            try:
+                cerr = cli.communicate(timeout=5)[1]
+            except subprocess.TimeoutExpired:
+                pass
+            result.error = f"no figures: {err.strip()[:200]} {cerr.strip()[-300:]}"
+            return result
+        result.figures = json.loads(line)
+        try:
+            cli.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        return result
+    finally:
+        for p in (cli, srv):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def measure(quick: bool, plot_dir: Path | None) -> list[Result]:
+    server, client_exe = compile_c()
+    loops = ["asyncio"] + (["uvloop"] if have("uvloop") and not quick else [])
+    s = Settings(idle=300, warmup=50, throughput=5_000, flood=5_000) if quick else Settings(idle=5_000, warmup=1_000, throughput=100_000, flood=100_000)
+    missing = [m for m in ("websockets", "aiohttp", "orjson") if not have(m)]
+    if missing:
+        raise SystemExit(f"drbfast bench: install the peers first: pip install -e \".[bench]\" (missing {', '.join(missing)})")
+    results: list[Result] = []
+    plan: list[tuple[str, bool, str, str]] = [
+        ("idle", False, "same-core", "few"),
+        ("throughput", False, "same-core", "few"),
+        ("throughput", False, "same-core", "full"),
+        ("flood", False, "same-core", "few"),
+        ("idle", True, "same-core", "few"),
+        ("throughput", True, "same-core", "few"),
+        ("flood", True, "same-core", "few"),
+    ]
+    if not quick:
+        plan.insert(1, ("idle", False, "cross-core", "few"))
+    for client in clients(loops, client_exe):
+        for mode, tls, placement, decode in plan:
+            if client.name == "C floor" and mode == "throughput" and decode == "full":
+                continue  # the floor does not decode
+            rtt_file = None
+            if plot_dir is not None and mode == "idle" and not tls and placement == "same-core":
+                rtt_file = plot_dir / f"rtt-{client.label.replace(' ', '_').replace('(', '').replace(')', '')}.txt"
+            t0 = time.monotonic()
+            r = run_one(client, server=server, mode=mode, tls=tls, placement=placement, s=s, decode=decode, rtt_file=rtt_file)
+            r.figures["seconds"] = round(time.monotonic() - t0, 2)
+            if rtt_file is not None:
+                r.figures["rtt_file"] = str(rtt_file)
+            results.append(r)
+            status = r.error or ", ".join(f"{k}={v}" for k, v in r.figures.items() if k in ("p50_us", "p99_us", "rate"))
+            print(f"  {r.client:28s} {r.transport} {r.placement:10s} {r.mode:16s} {status}", file=sys.stderr, flush=True)
+    return results
+
+
+def _get(results: list[Result], client: str, transport: str, placement: str, mode: str) -> dict[str, Any]:
+    for r in results:
+        if (r.client, r.transport, r.placement, r.mode) == (client, transport, placement, mode) and not r.error:
+            return r.figures
+    return {}
+
+
+def table(results: list[Result]) -> str:
+    """A markdown table: latencies in us with the ratio to the C floor; rates in msg/s
+    with the ratio to websockets+orjson on the same loop."""
+    labels = list(dict.fromkeys(r.client for r in results))
+    head = ["client", "idle p50 us (x C)", "idle p99 us (x C)", "idle p50 cross-core", "thru few /s (x ws+orjson)", "thru full /s",
+            "flood p50 us", "flood p99 us", "TLS idle p50 (x C)", "TLS thru few /s", "TLS flood p99 us"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    c_idle = _get(results, "C floor", "tcp", "same-core", "idle")
+    c_tls = _get(results, "C floor", "tls", "same-core", "idle")
+
+    def ratio(v: float | None, base: float | None) -> str:
+        return f" ({v / base:.2f}x)" if v and base else ""
+
+    for label in labels:
+        loop = label[label.find("(") + 1:-1] if "(" in label else "asyncio"
+        ref = _get(results, f"websockets+orjson ({loop})", "tcp", "same-core", "throughput-few").get("rate")
+        idle = _get(results, label, "tcp", "same-core", "idle")
+        cross = _get(results, label, "tcp", "cross-core", "idle")
+        few = _get(results, label, "tcp", "same-core", "throughput-few")
+        full = _get(results, label, "tcp", "same-core", "throughput-full")
+        flood = _get(results, label, "tcp", "same-core", "flood")
+        tidle = _get(results, label, "tls", "same-core", "idle")
+        tfew = _get(results, label, "tls", "same-core", "throughput-few")
+        tflood = _get(results, label, "tls", "same-core", "flood")
+
+        def f(d: dict[str, Any], k: str, fmt: str = "{:.1f}") -> str:
+            return fmt.format(d[k]) if k in d else "-"
+
+        rows.append("| " + " | ".join([
+            label,
+            f(idle, "p50_us") + ratio(idle.get("p50_us"), c_idle.get("p50_us")),
+            f(idle, "p99_us") + ratio(idle.get("p99_us"), c_idle.get("p99_us")),
+            f(cross, "p50_us"),
+            f(few, "rate", "{:,.0f}") + ratio(few.get("rate"), ref),
+            f(full, "rate", "{:,.0f}"),
+            f(flood, "p50_us"),
+            f(flood, "p99_us"),
+            f(tidle, "p50_us") + ratio(tidle.get("p50_us"), c_tls.get("p50_us")),
+            f(tfew, "rate", "{:,.0f}"),
+            f(tflood, "p99_us"),
+        ]) + " |")
+    return "\n".join(rows)
+
+
+def plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for r in results:
+        f = r.figures.get("rtt_file")
+        if not f or not Path(f).exists():
+            continue
+        values = sorted(int(x) / 1000 for x in Path(f).read_text().split())
+        if not values:
+            continue
+        ys = [i / len(values) for i in range(len(values))]
+        ax.plot(values, ys, label=r.client)
+    ax.set_xscale("log")
+    ax.set_xlabel("test_request round trip, us (server-side, same core, TCP)")
+    ax.set_ylabel("fraction of round trips")
+    ax.set_title("Idle reply latency per client (CDF)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="drbfast bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small counts, asyncio only, no cross-core (CI smoke; figures not meaningful)")
+    p.add_argument("--plot", metavar="FILE.png", help="latency CDF per client")
+    p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write the table as markdown")
+    args = p.parse_args(argv)
+    plot_dir = BUILD if args.plot else None
+    print(f"drbfast bench: {'quick' if args.quick else 'full'} run; server and client pinned with taskset where available", file=sys.stderr)
+    results = measure(args.quick, plot_dir)
+    text = table(results)
+    print(text)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"FAILED {r.client} {r.transport} {r.placement} {r.mode}: {r.error}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    if args.plot:
+        plot(results, Path(args.plot))
+        print(f"drbfast bench: plot written to {args.plot}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
