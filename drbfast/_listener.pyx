@@ -92,6 +92,15 @@ _STATS_FIELDS = (
 
 
 @cython.final
+cdef class _Binary:
+    """A queued BINARY message (rare: Deribit sends text)."""
+    cdef readonly bytes payload
+
+    def __cinit__(self, bytes payload):
+        self.payload = payload
+
+
+@cython.final
 cdef class FastListener(WSListener):
     """picows listener for a Deribit connection; see ``_listener.pyi`` for the API."""
 
@@ -354,8 +363,10 @@ cdef class FastListener(WSListener):
                 self._logger.warning("drbfast: backlog full (%d messages): dropped %d so far",
                                      depth, self.n_dropped)
             return 0
+        # Text payloads go in as plain bytes, which the cyclic GC does not track: a
+        # backlog of 100k (payload, flag) tuples made every collection walk them all.
         payload = PyBytes_FromStringAndSize(ptr, size)
-        self._backlog_append((payload, binary))
+        self._backlog_append(_Binary(payload) if binary else payload)
         depth += 1
         if depth > <Py_ssize_t>self.n_backlog_peak:
             self.n_backlog_peak = depth
@@ -388,8 +399,11 @@ cdef class FastListener(WSListener):
         cdef int64_t deadline = now_ns() + self._slice_ns
         backlog = self._backlog
         while n > 0 and backlog:
-            payload, binary = backlog.popleft()
-            self._call_hook(payload, binary)
+            item = backlog.popleft()
+            if type(item) is bytes:
+                self._call_hook(item, False)
+            else:
+                self._call_hook((<_Binary>item).payload, True)
             n -= 1
             if now_ns() >= deadline:
                 break

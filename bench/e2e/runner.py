@@ -63,8 +63,6 @@ class Settings:
     throughput: int
     flood: int
     every: int = 100
-    #: server SO_SNDBUF in flood mode (0: the kernel's default, ~4 MB on loopback here)
-    sndbuf: int = 0
     timeout: float = 240.0
 
 
@@ -79,7 +77,7 @@ class Result:
 
 
 def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: str, s: Settings, decode: str = "few",
-            rtt_file: Path | None = None) -> Result:
+            rtt_file: Path | None = None, sndbuf: int = 0) -> Result:
     """One server process and one client process; returns the server's figures."""
     cert, key = certificate()
     srv_cmd = [str(server), "--port", "0", "--mode", "throughput" if mode.startswith("throughput") else mode]
@@ -87,8 +85,8 @@ def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: st
         srv_cmd += ["--count", str(s.idle), "--warmup", str(s.warmup)]
     elif mode == "flood":
         srv_cmd += ["--count", str(s.flood), "--every", str(s.every), "--payload", str(payload())]
-        if s.sndbuf:
-            srv_cmd += ["--sndbuf", str(s.sndbuf)]
+        if sndbuf:
+            srv_cmd += ["--sndbuf", str(sndbuf)]
     else:
         srv_cmd += ["--count", str(s.throughput), "--payload", str(payload())]
     if tls:
@@ -99,7 +97,10 @@ def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: st
     srv_cpu, cli_cpu = ("0", "0") if placement == "same-core" else ("0", "1")
     if taskset:
         srv_cmd = [taskset, "-c", srv_cpu, *srv_cmd]
-    result = Result(client.label, "tls" if tls else "tcp", placement, mode if mode != "throughput" else f"throughput-{decode}")
+    shown = mode if mode != "throughput" else f"throughput-{decode}"
+    if sndbuf:
+        shown += f"-sndbuf{sndbuf // 1024}k"
+    result = Result(client.label, "tls" if tls else "tcp", placement, shown)
     srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cli = None
     try:
@@ -161,26 +162,32 @@ def measure(quick: bool, plot_dir: Path | None) -> list[Result]:
     if missing:
         raise SystemExit(f"drbfast bench: install the peers first: pip install -e \".[bench]\" (missing {', '.join(missing)})")
     results: list[Result] = []
-    plan: list[tuple[str, bool, str, str]] = [
-        ("idle", False, "same-core", "few"),
-        ("throughput", False, "same-core", "few"),
-        ("throughput", False, "same-core", "full"),
-        ("flood", False, "same-core", "few"),
-        ("idle", True, "same-core", "few"),
-        ("throughput", True, "same-core", "few"),
-        ("flood", True, "same-core", "few"),
+    # (mode, tls, placement, decode, server SO_SNDBUF)
+    plan: list[tuple[str, bool, str, str, int]] = [
+        ("idle", False, "same-core", "few", 0),
+        ("throughput", False, "same-core", "few", 0),
+        ("throughput", False, "same-core", "full", 0),
+        ("flood", False, "same-core", "few", 0),
+        ("idle", True, "same-core", "few", 0),
+        ("throughput", True, "same-core", "few", 0),
+        ("flood", True, "same-core", "few", 0),
     ]
     if not quick:
-        plan.insert(1, ("idle", False, "cross-core", "few"))
+        # A flood on one core also measures the scheduler sharing it between a busy
+        # server and a busy client; across cores, with a small server send buffer, the
+        # queue sits on the client's side as it would behind a real exchange.
+        plan.insert(1, ("idle", False, "cross-core", "few", 0))
+        plan.append(("flood", False, "cross-core", "few", 0))
+        plan.append(("flood", False, "cross-core", "few", 128 * 1024))
     for client in clients(loops, client_exe):
-        for mode, tls, placement, decode in plan:
+        for mode, tls, placement, decode, sndbuf in plan:
             if client.name == "C floor" and mode == "throughput" and decode == "full":
                 continue  # the floor does not decode
             rtt_file = None
             if plot_dir is not None and mode == "idle" and not tls and placement == "same-core":
                 rtt_file = plot_dir / f"rtt-{client.label.replace(' ', '_').replace('(', '').replace(')', '')}.txt"
             t0 = time.monotonic()
-            r = run_one(client, server=server, mode=mode, tls=tls, placement=placement, s=s, decode=decode, rtt_file=rtt_file)
+            r = run_one(client, server=server, mode=mode, tls=tls, placement=placement, s=s, decode=decode, rtt_file=rtt_file, sndbuf=sndbuf)
             r.figures["seconds"] = round(time.monotonic() - t0, 2)
             if rtt_file is not None:
                 r.figures["rtt_file"] = str(rtt_file)
@@ -202,7 +209,7 @@ def table(results: list[Result]) -> str:
     with the ratio to websockets+orjson on the same loop."""
     labels = list(dict.fromkeys(r.client for r in results))
     head = ["client", "idle p50 us (x C)", "idle p99 us (x C)", "idle p50 cross-core", "thru few /s (x ws+orjson)", "thru full /s",
-            "flood p50 us", "flood p99 us", "TLS idle p50 (x C)", "TLS thru few /s", "TLS flood p99 us"]
+            "flood p50/p99 us", "flood x-core p50/p99 us", "flood x-core 128k p50/p99 us", "TLS idle p50 (x C)", "TLS thru few /s", "TLS flood p99 us"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     c_idle = _get(results, "C floor", "tcp", "same-core", "idle")
     c_tls = _get(results, "C floor", "tls", "same-core", "idle")
@@ -218,6 +225,8 @@ def table(results: list[Result]) -> str:
         few = _get(results, label, "tcp", "same-core", "throughput-few")
         full = _get(results, label, "tcp", "same-core", "throughput-full")
         flood = _get(results, label, "tcp", "same-core", "flood")
+        xflood = _get(results, label, "tcp", "cross-core", "flood")
+        sflood = _get(results, label, "tcp", "cross-core", "flood-sndbuf128k")
         tidle = _get(results, label, "tls", "same-core", "idle")
         tfew = _get(results, label, "tls", "same-core", "throughput-few")
         tflood = _get(results, label, "tls", "same-core", "flood")
@@ -232,8 +241,9 @@ def table(results: list[Result]) -> str:
             f(cross, "p50_us"),
             f(few, "rate", "{:,.0f}") + ratio(few.get("rate"), ref),
             f(full, "rate", "{:,.0f}"),
-            f(flood, "p50_us"),
-            f(flood, "p99_us"),
+            f(flood, "p50_us", "{:.0f}") + "/" + f(flood, "p99_us", "{:.0f}"),
+            f(xflood, "p50_us", "{:.0f}") + "/" + f(xflood, "p99_us", "{:.0f}"),
+            f(sflood, "p50_us", "{:.0f}") + "/" + f(sflood, "p99_us", "{:.0f}"),
             f(tidle, "p50_us") + ratio(tidle.get("p50_us"), c_tls.get("p50_us")),
             f(tfew, "rate", "{:,.0f}"),
             f(tflood, "p99_us"),
