@@ -266,7 +266,9 @@ def plot(results: list[Result], path: Path) -> None:
         if not values:
             continue
         ys = [i / len(values) for i in range(len(values))]
-        ax.plot(values, ys, label=r.client)
+        style = "--" if "uvloop" in r.client else "-"
+        width = 2.5 if r.client.startswith(("drbfast", "C floor")) else 1.2
+        ax.plot(values, ys, style, label=r.client, linewidth=width)
     ax.set_xscale("log")
     ax.set_xlabel("test_request round trip, us (server-side, same core, TCP)")
     ax.set_ylabel("fraction of round trips")
