@@ -30,7 +30,7 @@ def check_build() -> None:
     import picows
 
     built = _build_info.PICOWS_BUILD_VERSION
-    installed = picows.__version__
+    installed = str(getattr(picows, "__version__", "0.0"))
     if _series(built) != _series(installed):
         raise ImportError(
             f"drbfast was compiled against picows {built} but picows {installed} is "

@@ -112,7 +112,9 @@ def _run_bench(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     sys.path.insert(0, str(where.parent))
-    from bench.e2e.runner import main as bench_main  # type: ignore[import-not-found]
+    import importlib
+
+    bench_main = importlib.import_module("bench.e2e.runner").main
 
     argv: list[str] = []
     if args.quick:

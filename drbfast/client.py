@@ -248,6 +248,7 @@ class Client:
             picows.ws_connect(factory, self.url, ssl_context=self._ssl, websocket_handshake_timeout=self.request_timeout, enable_auto_pong=True),
             self.request_timeout + 1.0,
         )
+        assert isinstance(listener, FastListener)
         self._transport = transport
         self._listener = listener
         self._books.reset()

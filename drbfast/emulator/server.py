@@ -17,6 +17,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+def _int(value: Any) -> int:
+    """picows' enums (WSCloseCode, WSMsgType) as plain ints."""
+    return int(value)
+
+
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
 
 from .config import EmulatorConfig
@@ -66,7 +71,7 @@ class _Bucket:
         return True
 
 
-class Connection(WSListener):  # type: ignore[misc]
+class Connection(WSListener):
     """The emulator's side of one client connection. Attributes are for assertions."""
 
     def __init__(self, emu: Emulator, conn_id: int, path: str) -> None:
@@ -121,9 +126,9 @@ class Connection(WSListener):  # type: ignore[misc]
     @property
     def received(self) -> list[Any]:
         """Every TEXT frame the client sent, parsed (malformed ones as raw bytes)."""
-        out = []
+        out: list[Any] = []
         for f in self.frames:
-            if f.direction == "in" and f.opcode == WSMsgType.TEXT:
+            if f.direction == "in" and f.opcode == _int(WSMsgType.TEXT):
                 try:
                     out.append(json.loads(f.payload))
                 except ValueError:
@@ -145,7 +150,7 @@ class Connection(WSListener):  # type: ignore[misc]
         if self.close_code is None and hs is not None:
             info = hs.sent or hs.recv
             if info is not None:
-                self.close_code, self.close_reason = int(info.code), info.reason
+                self.close_code, self.close_reason = _int(info.code), info.reason
         self.emu._disconnected(self)
         if not self.closed.done():
             self.closed.set_result(self.close_code)
@@ -160,7 +165,7 @@ class Connection(WSListener):  # type: ignore[misc]
         mt = frame.msg_type
         self._last_received = time.monotonic()
         if self.emu.config.record:
-            self.frames.append(Frame(time.perf_counter_ns(), "in", int(mt), frame.get_payload_as_bytes()))
+            self.frames.append(Frame(time.perf_counter_ns(), "in", _int(mt), frame.get_payload_as_bytes()))
         if mt == WSMsgType.TEXT or (mt == WSMsgType.CONTINUATION and self._fragments is not None):
             # Reassemble fragmented client messages (RFC 6455 5.4).
             if mt == WSMsgType.TEXT:
@@ -178,7 +183,7 @@ class Connection(WSListener):  # type: ignore[misc]
             self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "binary frames are not accepted").as_error()}, usin=None)
         elif mt == WSMsgType.CLOSE:
             if self.close_code is None:
-                self.close_code, self.close_reason = int(frame.get_close_code()), frame.get_close_reason()
+                self.close_code, self.close_reason = _int(frame.get_close_code()), frame.get_close_reason()
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
 
@@ -299,7 +304,7 @@ class Connection(WSListener):  # type: ignore[misc]
         if t is None or t.is_disconnected or t.is_close_frame_sent or self.silenced:
             return
         if self.emu.config.record:
-            self.frames.append(Frame(time.perf_counter_ns(), "out", int(opcode), payload))
+            self.frames.append(Frame(time.perf_counter_ns(), "out", _int(opcode), payload))
         t.send(opcode, payload, fin)
         self.messages_sent += 1
         self._last_sent = time.monotonic()
