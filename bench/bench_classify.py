@@ -21,7 +21,7 @@ import simdjson
 
 from drbfast._classify import bench_classify, classify
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "deribit" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "samples"
 N = 10_000
 
 

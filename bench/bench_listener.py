@@ -18,7 +18,7 @@ import pytest
 
 from drbfast import FastListener
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "deribit" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "samples"
 N = 200_000
 
 HEARTBEAT = b'{"params":{"type":"heartbeat"},"method":"heartbeat","jsonrpc":"2.0"}'

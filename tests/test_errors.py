@@ -11,7 +11,7 @@ import pytest
 import drbfast
 from drbfast.errors import error_from_reply
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "deribit" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
 @pytest.mark.parametrize("code,cls", [(13009, drbfast.Unauthorized), (10000, drbfast.Unauthorized), (13004, drbfast.InvalidCredentials),

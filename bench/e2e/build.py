@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 SRC = BENCH / "c"
 BUILD = BENCH / "build"
-SAMPLES = BENCH.parent.parent / "shared" / "deribit" / "samples"
+SAMPLES = BENCH.parent / "tests" / "samples"
 
 
 def compile_c() -> tuple[Path, Path]:
