@@ -101,21 +101,24 @@ cdef inline int hexval(uchar c) noexcept nogil:
 cdef const uchar* scan_string(const uchar* p, const uchar* end,
                               char* buf, int* buflen) noexcept nogil:
     """Validate a JSON string whose opening quote is at p[-1]; return the byte after
-    its closing quote, or NULL if invalid. If buf is not NULL, the decoded text is
-    written there while it is ASCII and shorter than DECODE_CAP; otherwise *buflen is
-    set to -1 (the string cannot equal any word we compare against)."""
-    cdef int n = 0
+    its closing quote, or NULL if invalid. If buf is not NULL, the longest ASCII prefix
+    of the decoded text (at most DECODE_CAP chars) is written there and *buflen says
+    how much: its length when that is the whole string, else -1 - length (so an exact
+    comparison fails, while a prefix comparison still works)."""
+    cdef int stored = 0
+    cdef bint whole = True      # buf holds the entire decoded string
     cdef uchar c, c1
     cdef int code, i, h
     # Fast loop over plain printable ASCII (most of every Deribit string).
     if buf != NULL:
         while p < end and PLAIN[p[0]]:
-            if n < DECODE_CAP:
-                buf[n] = <char>p[0]
-            n += 1
+            if whole:
+                if stored < DECODE_CAP:
+                    buf[stored] = <char>p[0]
+                    stored += 1
+                else:
+                    whole = False
             p += 1
-        if n > DECODE_CAP:
-            n = -1
     else:
         while p < end and PLAIN[p[0]]:
             p += 1
@@ -123,7 +126,7 @@ cdef const uchar* scan_string(const uchar* p, const uchar* end,
         c = p[0]
         if c == 34:  # '"'
             if buf != NULL:
-                buflen[0] = n
+                buflen[0] = stored if whole else -1 - stored
             return p + 1
         if c == 92:  # '\\'
             if p + 1 >= end:
@@ -139,51 +142,43 @@ cdef const uchar* scan_string(const uchar* p, const uchar* end,
                         return NULL
                     code = code * 16 + h
                 p += 6
-                if code >= 0x80:
-                    n = -1      # non-ASCII: cannot equal any word we look for
-                elif n >= 0:
-                    if n < DECODE_CAP and buf != NULL:
-                        buf[n] = <char>code
-                        n += 1
-                    else:
-                        n = -1
-                continue
-            if c1 == 34 or c1 == 92 or c1 == 47:
-                code = c1
-            elif c1 == 98:
-                code = 8
-            elif c1 == 102:
-                code = 12
-            elif c1 == 110:
-                code = 10
-            elif c1 == 114:
-                code = 13
-            elif c1 == 116:
-                code = 9
             else:
-                return NULL
-            p += 2
-            if n >= 0:
-                if n < DECODE_CAP and buf != NULL:
-                    buf[n] = <char>code
-                    n += 1
+                if c1 == 34 or c1 == 92 or c1 == 47:
+                    code = c1
+                elif c1 == 98:
+                    code = 8
+                elif c1 == 102:
+                    code = 12
+                elif c1 == 110:
+                    code = 10
+                elif c1 == 114:
+                    code = 13
+                elif c1 == 116:
+                    code = 9
                 else:
-                    n = -1
+                    return NULL
+                p += 2
+            if whole and buf != NULL:
+                if code < 0x80 and stored < DECODE_CAP:
+                    buf[stored] = <char>code
+                    stored += 1
+                else:
+                    whole = False   # non-ASCII, or past the cap: the prefix ends here
             continue
         if c < 0x20:  # raw control characters are not allowed in JSON strings
             return NULL
         if c < 0x80:
-            if n >= 0:
-                if n < DECODE_CAP and buf != NULL:
-                    buf[n] = <char>c
-                    n += 1
+            if whole and buf != NULL:
+                if stored < DECODE_CAP:
+                    buf[stored] = <char>c
+                    stored += 1
                 else:
-                    n = -1
+                    whole = False
             p += 1
             continue
         # Well-formed UTF-8 as Python's strict decoder accepts it (no overlongs, no
-        # encoded surrogates, nothing above U+10FFFF).
-        n = -1
+        # encoded surrogates, nothing above U+10FFFF). Non-ASCII ends the stored prefix.
+        whole = False
         if c >= 0xC2 and c <= 0xDF:
             if p + 2 > end or (p[1] & 0xC0) != 0x80:
                 return NULL
@@ -264,12 +259,12 @@ cdef inline const uchar* str_token(const uchar* p, const uchar* end, char* buf,
                                    const char** txt, int* n) noexcept nogil:
     """Read a JSON string whose opening quote is at p[-1]. On return *txt/*n give its
     text: the raw bytes when they are plain ASCII (no copy), else the decoded prefix in
-    buf (*n == -1 when it cannot equal any word we look for). NULL if invalid."""
+    buf (*n < 0 when that is only a prefix: see scan_string). NULL if invalid."""
     cdef const uchar* start = p
     p = plain_run(p, end)
     if p < end and p[0] == 34:
         txt[0] = <const char*>start
-        n[0] = <int>(p - start) if p - start <= DECODE_CAP else -1
+        n[0] = <int>(p - start)   # raw bytes are the text: no cap needed
         return p + 1
     txt[0] = buf
     return scan_string(start, end, buf, n)
@@ -577,12 +572,14 @@ cdef int scan_general(const uchar* p, const uchar* end, ClassifyResult* out) noe
             if seen_method or p[0] != 34:
                 return K_OTHER
             p = str_token(p + 1, end, buf, &txt, &n)
-            if p == NULL or n < ENGINE_PREFIX_LEN or memcmp(txt, ENGINE_PREFIX, ENGINE_PREFIX_LEN) != 0:
+            # A prefix test: the id may be long or carry non-ASCII after the prefix.
+            i = n if n >= 0 else -1 - n
+            if p == NULL or i < ENGINE_PREFIX_LEN or memcmp(txt, ENGINE_PREFIX, ENGINE_PREFIX_LEN) != 0:
                 return K_OTHER
             id_engine = True
             # Sequence number: the digits after the prefix (drbfast.frames.engine_id).
             seq = 0
-            if n == ENGINE_PREFIX_LEN or n > ENGINE_PREFIX_LEN + 18:
+            if n < 0 or n == ENGINE_PREFIX_LEN or n > ENGINE_PREFIX_LEN + 18:
                 seq = -1
             else:
                 for i in range(ENGINE_PREFIX_LEN, n):
