@@ -44,13 +44,17 @@ __all__ = [
 
 
 def _bases(name: str, *ours: type) -> tuple[type, ...]:
-    """``ours`` + picows' class ``name`` + websockets' class ``name`` (if installed),
-    leaving out a parent one of ``ours`` already derives from."""
+    """The bases of our class ``name``: our own parent classes, then picows' class
+    ``name``, then websockets' class ``name`` (if installed), then builtin parents
+    (``Exception``...) that none of those already derives from."""
+    mine = [c for c in ours if c.__module__ == __name__]
+    builtin = [c for c in ours if c.__module__ != __name__]
     extra: list[type] = [getattr(_picows_exc, name)]
     theirs = getattr(_upstream_exc, name, None) if _upstream_exc is not None else None
     if isinstance(theirs, type):
         extra.append(theirs)
-    return (*ours, *[c for c in extra if not any(issubclass(o, c) for o in ours)])
+    head = [*mine, *extra]
+    return (*head, *[b for b in builtin if not any(issubclass(h, b) for h in head)])
 
 
 @dataclass(frozen=True)
