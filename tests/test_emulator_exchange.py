@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from drbfast.emulator.exchange import AuthError, Exchange, sign
+from drbfast.emulator.errors import RpcError
+from drbfast.emulator.exchange import Exchange, sign
 
 
 def make() -> Exchange:
@@ -27,10 +28,10 @@ def test_signature_auth_window_and_tokens_bound_to_connection() -> None:
     assert ex.token(token.access_token, now, 1) is token
     assert ex.token(token.access_token, now, 2) is None, "connection-scoped"
     assert ex.token(token.access_token, now + 101, 1) is None, "expired"
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(RpcError) as info:
         ex.authenticate(params, now + 61, connection=1)
     assert info.value.code == 13009
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(RpcError) as info:
         ex.authenticate({**params, "signature": "0" * 64}, now, connection=1)
     assert info.value.code == 13004
     assert "AMANDA" not in repr(ex) and token.access_token not in repr(token)

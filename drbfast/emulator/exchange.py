@@ -6,31 +6,16 @@ must be told to the user's connections comes back as return values.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AuthError", "Exchange", "Order", "Token", "sign"]
+from ..auth import sign
+from .errors import RpcError
 
-
-def sign(secret: str, timestamp: int, nonce: str, data: str = "") -> str:
-    """Deribit's client_signature for the WebSocket API (PROTOCOL.md 5.1):
-    lowercase hex HMAC-SHA256 of ``timestamp \\n nonce \\n data`` keyed by the secret."""
-    msg = f"{timestamp}\n{nonce}\n{data}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
-
-
-class AuthError(Exception):
-    """A refused ``public/auth``: Deribit's code, message and data."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-        self.data = data
+__all__ = ["Exchange", "Order", "Token", "sign"]
 
 
 @dataclass
@@ -122,7 +107,7 @@ class Exchange:
         return token
 
     def authenticate(self, params: dict[str, Any], now: float, connection: int) -> Token:
-        """Run ``public/auth``; raise AuthError with Deribit's code when refused."""
+        """Run ``public/auth``; raise RpcError with Deribit's code when refused."""
         grant = params.get("grant_type")
         scope_req = str(params.get("scope") or "")
         session_scoped = any(s.startswith("session:") for s in scope_req.split())
@@ -134,9 +119,9 @@ class Exchange:
         if grant == "client_credentials":
             cid, secret = params.get("client_id"), params.get("client_secret")
             if not isinstance(cid, str) or not isinstance(secret, str):
-                raise AuthError(-32602, "Invalid params", {"reason": "value required", "param": "client_secret" if isinstance(cid, str) else "client_id"})
+                raise RpcError(-32602, "Invalid params", {"reason": "value required", "param": "client_secret" if isinstance(cid, str) else "client_id"})
             if self.keys.get(cid) is None or not hmac.compare_digest(self.keys[cid], secret):
-                raise AuthError(13004, "invalid_credentials")
+                raise RpcError(13004, "invalid_credentials")
             return self._issue(cid, now, bound, scope)
         if grant == "client_signature":
             cid = params.get("client_id")
@@ -146,24 +131,24 @@ class Exchange:
             data = params.get("data", "")
             for name, value in (("client_id", cid), ("timestamp", ts), ("signature", sig)):
                 if value is None:
-                    raise AuthError(-32602, "Invalid params", {"reason": "value required", "param": name})
+                    raise RpcError(-32602, "Invalid params", {"reason": "value required", "param": name})
             if not isinstance(ts, int) or isinstance(ts, bool):
-                raise AuthError(-32602, "Invalid params", {"reason": "must be an integer", "param": "timestamp"})
+                raise RpcError(-32602, "Invalid params", {"reason": "must be an integer", "param": "timestamp"})
             if not isinstance(cid, str) or cid not in self.keys:
-                raise AuthError(13004, "invalid_credentials")
+                raise RpcError(13004, "invalid_credentials")
             if abs(now * 1000 - ts) > self.signature_window * 1000:
-                raise AuthError(13009, "unauthorized", {"reason": "timestamp is out of the allowed window", "param": "timestamp"})
+                raise RpcError(13009, "unauthorized", {"reason": "timestamp is out of the allowed window", "param": "timestamp"})
             expected = sign(self.keys[cid], ts, str(nonce), str(data))
             if not isinstance(sig, str) or not hmac.compare_digest(expected, sig.lower()):
-                raise AuthError(13004, "invalid_credentials")
+                raise RpcError(13004, "invalid_credentials")
             return self._issue(cid, now, bound, scope)
         if grant == "refresh_token":
             old = self.refresh_tokens.pop(str(params.get("refresh_token")), None)
             if old is None:
-                raise AuthError(13009, "unauthorized", {"reason": "invalid_token", "param": "refresh_token"})
+                raise RpcError(13009, "unauthorized", {"reason": "invalid_token", "param": "refresh_token"})
             self.tokens.pop(old.access_token, None)
             return self._issue(old.client_id, now, connection if old.connection is not None else None, old.scope)
-        raise AuthError(-32602, "Invalid params", {"reason": "wrong format", "param": "grant_type"})
+        raise RpcError(-32602, "Invalid params", {"reason": "wrong format", "param": "grant_type"})
 
     def token(self, access_token: str, now: float, connection: int) -> Token | None:
         """The live token for ``access_token`` usable on ``connection``, else None."""

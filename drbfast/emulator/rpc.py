@@ -12,31 +12,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .exchange import AuthError
+from .errors import RpcError
 from .market import INTERVALS, parse_channel
 
 if TYPE_CHECKING:
     from .server import Connection
 
 __all__ = ["HANDLERS", "NO_RESPONSE", "RpcError"]
-
-
-class RpcError(Exception):
-    """An error reply: Deribit's ``code``, ``message`` and optional ``data``."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def as_error(self) -> dict[str, Any]:
-        # 2025-2026 captures put code first, data before message (PROTOCOL.md 3.3).
-        err: dict[str, Any] = {"code": self.code}
-        if self.data is not None:
-            err["data"] = self.data
-        err["message"] = self.message
-        return err
 
 
 #: Returned by a handler that sends no response at all (private/logout).
@@ -96,10 +78,7 @@ def disable_heartbeat(conn: Connection, params: dict[str, Any]) -> Any:
 
 def auth(conn: Connection, params: dict[str, Any]) -> Any:
     emu = conn.emu
-    try:
-        token = emu.exchange.authenticate(params, time.time(), conn.id)
-    except AuthError as exc:
-        raise RpcError(exc.code, exc.message, exc.data) from None
+    token = emu.exchange.authenticate(params, time.time(), conn.id)
     conn.on_authenticated(token)
     result: dict[str, Any] = {
         "enabled_features": [],
@@ -243,22 +222,22 @@ def _cod_scope(params: dict[str, Any]) -> str:
     return str(scope)
 
 
-def enable_cancel_on_disconnect(conn: Connection, params: dict[str, Any]) -> Any:
-    scope = _cod_scope(params)
-    if scope == "account":
+def _set_cod(conn: Connection, params: dict[str, Any], enabled: bool) -> Any:
+    # Account scope sets the default for new connections; the calling connection
+    # follows too (PROTOCOL.md 6 leaves that open; this is the emulator's choice).
+    if _cod_scope(params) == "account":
         assert conn.client_id is not None
-        conn.emu.exchange.cod_account[conn.client_id] = True
-    conn.cod = True
+        conn.emu.exchange.cod_account[conn.client_id] = enabled
+    conn.cod = enabled
     return "ok"
+
+
+def enable_cancel_on_disconnect(conn: Connection, params: dict[str, Any]) -> Any:
+    return _set_cod(conn, params, True)
 
 
 def disable_cancel_on_disconnect(conn: Connection, params: dict[str, Any]) -> Any:
-    scope = _cod_scope(params)
-    if scope == "account":
-        assert conn.client_id is not None
-        conn.emu.exchange.cod_account[conn.client_id] = False
-    conn.cod = False
-    return "ok"
+    return _set_cod(conn, params, False)
 
 
 def get_cancel_on_disconnect(conn: Connection, params: dict[str, Any]) -> Any:

@@ -27,7 +27,8 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_
 from .config import EmulatorConfig
 from .exchange import Exchange, Order, Token
 from .market import Market, notification, parse_channel
-from .rpc import HANDLERS, NO_RESPONSE, RpcError
+from .errors import RpcError
+from .rpc import HANDLERS, NO_RESPONSE
 
 __all__ = ["Connection", "Emulator", "Frame", "TEST_REQUEST", "HEARTBEAT"]
 
