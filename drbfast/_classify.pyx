@@ -689,8 +689,18 @@ from drbfast.oracle import classify_reference
 cdef tuple _KINDS = (Kind.OTHER, Kind.HEARTBEAT, Kind.TEST_REQUEST, Kind.TEST_REPLY, Kind.UNKNOWN)
 
 
-def classify(const unsigned char[::1] payload not None):
+def classify(payload):
     """Sort one message with the fast matcher; may return ``Kind.UNKNOWN``."""
+    cdef ClassifyResult r
+    if type(payload) is bytes:  # the common case, without a memoryview
+        classify_msg(<const char*><bytes>payload, len(<bytes>payload), &r)
+        return _KINDS[r.kind]
+    if payload is None:
+        raise TypeError("classify() needs bytes or a bytes-like object, not None")
+    return _classify_buffer(payload)
+
+
+cdef object _classify_buffer(const unsigned char[::1] payload):
     cdef ClassifyResult r
     cdef Py_ssize_t n = payload.shape[0]
     cdef const char* ptr = EMPTY

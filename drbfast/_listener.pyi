@@ -78,7 +78,8 @@ class FastListener(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None: ...
     def on_ws_disconnected(self, transport: WSTransport) -> None: ...
     def send(self, data: str | bytes | bytearray | memoryview) -> None:
-        """Send a TEXT message. Raises RuntimeError before the handshake."""
+        """Send a TEXT message. Raises RuntimeError before the handshake; after the
+        connection closed it does nothing (picows drops it): check ``is_connected``."""
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Send a BINARY message."""
     def send_probe(self) -> int:

@@ -26,7 +26,16 @@ import collections
 import logging
 
 from drbfast.frames import SEQ_DIGITS, SEQ_OFFSET, TEST_TEMPLATE
-from drbfast.oracle import classify_reference
+from drbfast.oracle import classify_reference, parse_first_wins
+from drbfast.frames import ENGINE_ID_PREFIX
+
+
+def _reply_detail(bytes raw):
+    """(is_error, seq) of an engine reply, from a full parse (slow path only)."""
+    msg = parse_first_wins(raw)
+    ident = msg["id"][len(ENGINE_ID_PREFIX):]
+    seq = int(ident) if ident.isascii() and ident.isdigit() and len(ident) <= 18 else -1
+    return (1 if "error" in msg else 0), seq
 
 cdef const char* EMPTY = b""
 
@@ -296,9 +305,13 @@ cdef class FastListener(WSListener):
             # The fast matcher deferred: ask the full parse before anything is answered
             # or delivered. Rare (very deep nesting, giant integers).
             self.n_slow_path += 1
-            kind = <int>classify_reference(PyBytes_FromStringAndSize(ptr, size))
+            raw = PyBytes_FromStringAndSize(ptr, size)
+            kind = <int>classify_reference(raw)
             r.is_error = 0
             r.seq = -1
+            if kind == K_TEST_REPLY:
+                # Keep what the fast matcher would have told: error or not, and the seq.
+                r.is_error, r.seq = _reply_detail(raw)
         if kind == K_TEST_REQUEST:
             self.n_test_requests += 1
             self.t_test_request = t
