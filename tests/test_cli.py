@@ -95,3 +95,29 @@ async def test_emulator_command_prints_its_url() -> None:
 async def test_bench_without_checkout_or_help() -> None:
     code, out, err = await run("--help")
     assert code == 0 and "demo" in out and "stream" in out and "bench" in out
+
+
+async def test_emulator_fault_flags_reach_a_client() -> None:
+    import websockets
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drbfast", "emulator", "--test-request-rate", "20", "--close-at", "0.6", "--duration", "5",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+        url = line.split()[-1]
+        got: list[str] = []
+        async with websockets.connect(url) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                    if msg.get("method") != "heartbeat":
+                        continue
+                    got.append(msg["params"]["type"])
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": len(got), "method": "public/test", "params": {}}))
+        assert got.count("test_request") >= 5
+        assert info.value.rcvd is not None and (info.value.rcvd.code, info.value.rcvd.reason) == (1012, "maintenance")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), TIMEOUT)

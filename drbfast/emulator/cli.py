@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-after", type=int, default=None, metavar="N", help="fault: drop every connection after sending it N messages")
     p.add_argument("--drop-at", type=float, default=None, metavar="S", help="fault: drop every connection S seconds after it opens")
     p.add_argument("--delay", type=float, default=0.0, metavar="S", help="fault: answer every request S seconds late")
+    p.add_argument("--close-at", type=float, default=None, metavar="S", help="fault: close every connection S seconds after it opens with 1012 'maintenance'")
+    p.add_argument("--test-request-rate", type=float, default=None, metavar="HZ",
+                   help="fault: send test_requests at HZ per second whatever the heartbeat interval (an unanswered one closes with 4000 after 1 s)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: run until SIGINT/SIGTERM)")
 
 
@@ -66,7 +69,7 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if args.drop_after is not None or args.drop_at is not None or args.delay:
+    if args.drop_after is not None or args.drop_at is not None or args.delay or args.close_at is not None or args.test_request_rate:
         loop.create_task(_apply_faults(emu, args, stop))
     print(f"drbfast emulator serving {emu.url}", flush=True)
     print(f"  API key: client_id={emu.config.client_id} (secret: see --client-secret or docs)", flush=True)
@@ -101,6 +104,11 @@ async def _apply_faults(emu: object, args: argparse.Namespace, stop: asyncio.Eve
                 emu.faults.drop(conn, after_messages=args.drop_after)
             if args.drop_at is not None:
                 emu.faults.drop(conn, at=args.drop_at)
+            if args.close_at is not None:
+                asyncio.get_running_loop().call_later(args.close_at, emu.faults.close, conn, 1012, "maintenance")
+            if args.test_request_rate:
+                rate = args.test_request_rate
+                emu.faults.send_test_requests(conn, count=int(rate * 86_400), rate_hz=rate, deadline=1.0)
         await asyncio.sleep(0.05)
 
 
