@@ -27,11 +27,11 @@ async def main(args: argparse.Namespace) -> int:
             return
         count += 1
         if args.decode == "few":
+            # lazy proxies, as drbfast.connect(lazy=True) hands them to a callback
             doc = parser.parse(payload)
-            doc.at_pointer("/params/data/change_id")
-            doc.at_pointer("/params/data/timestamp")
-            doc.at_pointer("/params/data/bids/0/1")
-            del doc
+            data = doc["params"]["data"]
+            data["change_id"], data["timestamp"], data["bids"][0][1]
+            del data, doc
         else:
             parser.parse(payload, True)
 
