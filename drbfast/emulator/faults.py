@@ -16,7 +16,40 @@ from picows import WSMsgType
 if TYPE_CHECKING:
     from .server import Connection, Emulator
 
-__all__ = ["Faults", "FloodResult"]
+__all__ = ["Faults", "FloodResult", "MethodFault"]
+
+#: What a :meth:`Faults.fail_method` fault does to the request it catches.
+METHOD_FAULT_ACTIONS = ("drop", "close", "error", "silence")
+
+#: Deribit's message for the error codes a fault is most often asked for (PROTOCOL.md 8.1).
+_ERROR_MESSAGES = {
+    10028: "too_many_requests",
+    13009: "unauthorized",
+    13004: "invalid_credentials",
+    11050: "bad_request",
+    10047: "matching_engine_queue_full",
+    -32602: "Invalid params",
+    -32601: "Method not found",
+    11044: "not_open_order",
+}
+
+
+@dataclass
+class MethodFault:
+    """One armed :meth:`Faults.fail_method` fault; ``fired`` counts the requests it caught."""
+
+    method: str
+    action: str
+    times: int
+    code: int
+    reason: str
+    fired: int = 0
+    #: server-side connection ids of the requests it caught, in order
+    connections: list[int] = field(default_factory=list)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.fired >= self.times
 
 
 @dataclass
@@ -68,6 +101,64 @@ class Faults:
 
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
+        self.method_faults: list[MethodFault] = []
+        #: connection attempts still to be cut before the HTTP 101 answer
+        self.handshakes_to_reject = 0
+        #: connection attempts cut so far
+        self.handshakes_rejected = 0
+
+    # ------------------------------------------------------------ set-up faults
+
+    def fail_method(self, method: str, action: str, *, times: int = 1, code: int | None = None,
+                    reason: str | None = None) -> MethodFault:
+        """Make the next ``times`` requests of ``method`` (on any connection) fail.
+
+        ``action``: ``"drop"`` drops the TCP connection instead of answering;
+        ``"close"`` closes the WebSocket with ``code`` (default 4000) and ``reason``;
+        ``"error"`` answers with error ``code`` (default 10028, which, as in production,
+        is followed by a close); ``"silence"`` swallows the request and never answers
+        (the connection stays up, heartbeats go on). A client's set-up calls each
+        happen once per connection, so this fails that set-up step on the next
+        ``times`` connections. Returns the armed fault (``fired`` counts its hits)."""
+        if action not in METHOD_FAULT_ACTIONS:
+            raise ValueError(f"action must be one of {METHOD_FAULT_ACTIONS}, not {action!r}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if code is None:
+            code = 4000 if action == "close" else 10028
+        if reason is None:
+            reason = "heartbeat close" if action == "close" and code == 4000 else _ERROR_MESSAGES.get(code, "fault")
+        fault = MethodFault(method, action, times, code, reason)
+        self.method_faults.append(fault)
+        return fault
+
+    def clear_method_faults(self) -> None:
+        """Disarm every :meth:`fail_method` fault."""
+        self.method_faults.clear()
+
+    def take_method_fault(self, method: str, conn_id: int) -> MethodFault | None:
+        """The armed fault that catches this request, if any (the server calls this)."""
+        for fault in self.method_faults:
+            if fault.method == method and not fault.exhausted:
+                fault.fired += 1
+                fault.connections.append(conn_id)
+                return fault
+        return None
+
+    def reject_handshakes(self, times: int = 1) -> None:
+        """Cut the next ``times`` connection attempts after the client's HTTP upgrade
+        request and before the 101 answer (the client reads EOF in the handshake)."""
+        if times < 0:
+            raise ValueError("times must be >= 0")
+        self.handshakes_to_reject = times
+
+    def take_handshake_rejection(self) -> bool:
+        """True if this connection attempt is to be cut (the server calls this)."""
+        if self.handshakes_to_reject <= 0:
+            return False
+        self.handshakes_to_reject -= 1
+        self.handshakes_rejected += 1
+        return True
 
     def _conn(self, conn: Connection | None) -> Connection:
         if conn is not None:

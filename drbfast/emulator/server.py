@@ -229,6 +229,18 @@ class Connection(WSListener):
             return
         if method == "public/test":
             self._answer_test_request()
+        fault = self.emu.faults.take_method_fault(method, self.id)
+        if fault is not None:
+            log.info("connection %d: fault %s on %s", self.id, fault.action, method)
+            if fault.action == "drop":
+                self.drop()
+            elif fault.action == "close":
+                self.close(fault.code, fault.reason)
+            elif fault.action == "error":
+                reply(error=RpcError(fault.code, fault.reason))
+                if fault.code == 10028:
+                    self.close(1008, "too_many_requests")
+            return  # "silence": swallowed, never answered
         bucket, cost = (self._sub_credits, cfg.subscribe_cost) if method.endswith("/subscribe") else (self._credits, cfg.credit_cost)
         if not bucket.take(cost):
             # PROTOCOL.md 9: 10028 and the session is terminated.
@@ -398,6 +410,24 @@ class Connection(WSListener):
         await self._writable.wait()
 
 
+class _HandshakeCutter(asyncio.Protocol):
+    """Reads the client's HTTP upgrade request, then drops the TCP connection with no
+    answer: the client meets EOF in the opening handshake."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is not None and b"\r\n\r\n" in data:
+            self.transport.abort()
+
+    def eof_received(self) -> bool | None:
+        return False
+
+
 class Emulator:
     """A local Deribit on 127.0.0.1. Use as ``async with Emulator(config) as emu:``.
 
@@ -449,7 +479,17 @@ class Emulator:
         self._server = await ws_create_server(
             self._factory, cfg.host, cfg.port, ssl=self.ssl_context,
             websocket_handshake_timeout=5, max_frame_size=16 * 1024 * 1024,
+            start_serving=False,
         )
+        # Every accepted socket passes a gate first, so Faults.reject_handshakes can cut
+        # one after the HTTP upgrade request and before picows answers 101. picows
+        # builds its protocol factory inside ws_create_server; asyncio's and
+        # aiofastnet's Server both keep it as ``_protocol_factory``.
+        inner = getattr(self._server, "_protocol_factory", None)
+        if inner is None:
+            raise RuntimeError("this event loop's Server hides its protocol factory; handshake faults need it")
+        self._server._protocol_factory = lambda: self._gate(inner)  # type: ignore[attr-defined]
+        await self._server.start_serving()
         self.port = self._server.sockets[0].getsockname()[1]
         self._pump = asyncio.get_running_loop().create_task(self._market_pump())
         return self
@@ -474,6 +514,11 @@ class Emulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _gate(self, inner: Callable[[], asyncio.BaseProtocol]) -> asyncio.BaseProtocol:
+        if self.faults.take_handshake_rejection():
+            return _HandshakeCutter()
+        return inner()
 
     def _factory(self, request: Any) -> Connection | None:
         raw = request.path
