@@ -354,7 +354,7 @@ class TokenSchedule:
         scope = result.get("scope")
         self.scope = scope if isinstance(scope, str) else None
         expires = result.get("expires_in")
-        if _finite(expires) and expires > 0:
+        if isinstance(expires, (int, float)) and _finite(expires) and expires > 0:
             self.refresh_at = now + expires * self.FRACTION
         else:
             self.refresh_at = None

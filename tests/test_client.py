@@ -14,18 +14,10 @@ import drbfast
 from drbfast import Credits, Event
 from drbfast.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 
-from .conftest import TIMEOUT
+from .conftest import TIMEOUT, book_gap_frame, wait_until
 
 CREDS = {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
 FAST = {"heartbeat": 0.2, "request_timeout": 2.0, "backoff": drbfast.Backoff(initial=0.05, cap=0.2)}
-
-
-async def wait_until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def methods_sent(conn: Any) -> list[str]:
@@ -162,9 +154,9 @@ async def test_reconnect_reauths_resubscribes_once(emulator: Emulator) -> None:
                                               "private/enable_cancel_on_disconnect", "private/subscribe"]
         assert second.subscriptions == {"ticker.BTC-PERPETUAL.100ms"}
         # One callback registration: each notification is delivered exactly once.
-        await wait_until(lambda: sum(1 for f in second.frames if f.direction == "out" and b'"ticker.BTC-PERPETUAL.100ms"' in f.payload) >= 5)
+        await wait_until(lambda: sum(1 for f in second.frames if f.direction == "out" and b'"channel":"ticker.BTC-PERPETUAL.100ms"' in f.payload) >= 5)
         def count(conn: Any) -> int:
-            return sum(1 for f in conn.frames if f.direction == "out" and b'"ticker.BTC-PERPETUAL.100ms"' in f.payload)
+            return sum(1 for f in conn.frames if f.direction == "out" and b'"channel":"ticker.BTC-PERPETUAL.100ms"' in f.payload)
 
         sent_before = count(second)
         await client.call("public/get_time")  # everything sent before this reply has been delivered
@@ -235,21 +227,31 @@ async def test_bad_input_is_survived_and_counted(emulator: Emulator) -> None:
         assert await client.call("public/test") == {"version": "1.2.26"}
 
 
-async def test_book_gap_resyncs_with_a_fresh_snapshot(emulator: Emulator) -> None:
+@pytest.mark.parametrize("failing_resyncs", [0, 2])
+async def test_book_gap_resyncs_with_a_fresh_snapshot(emulator: Emulator, failing_resyncs: int) -> None:
+    """A gap: the channel is resubscribed for a fresh snapshot; a resync that fails (no
+    reply, an error) is retried with backoff until it works, on the same connection."""
     events: list[Event] = []
     async with drbfast.connect(emulator.url, on_event=events.append, **FAST) as client:
         frames: list[dict[str, Any]] = []
         await client.subscribe("book.ETH-PERPETUAL.100ms", callback=lambda ch, d: frames.append(d))
         await wait_until(lambda: len(frames) >= 3)
         conn = emulator.connections[-1]
+        if failing_resyncs:
+            emulator.faults.fail_method("public/unsubscribe", "silence", times=1)
+            emulator.faults.fail_method("public/subscribe", "error", times=1, code=11050)
         n = len(frames)  # the frame is sent synchronously below; nothing is read before
-        conn.send(json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "book.ETH-PERPETUAL.100ms", "data": {
-            "type": "change", "timestamp": 1, "prev_change_id": 1, "change_id": 2, "instrument_name": "ETH-PERPETUAL", "bids": [], "asks": []}}}).encode())
+        conn.send(book_gap_frame("book.ETH-PERPETUAL.100ms"))
         await wait_until(lambda: client.stats.book_gaps == 1)
         await wait_until(lambda: len(frames) > n + 2)
         assert frames[n]["type"] == "snapshot", "after a gap the next frame delivered is a fresh snapshot"
         assert all(f["change_id"] != 2 for f in frames), "the gapped frame was not delivered"
-        assert "book_gap" in [e.kind for e in events]
+        for prev, cur in zip(frames[n:], frames[n + 1:]):
+            assert cur["prev_change_id"] == prev["change_id"]
+        kinds = [e.kind for e in events]
+        assert "book_gap" in kinds
+        assert kinds.count("resync_failed") == failing_resyncs
+        assert client.connected and conn is emulator.connections[-1], "the connection stayed up"
 
 
 async def test_callback_errors_are_logged_with_channel(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
