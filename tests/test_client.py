@@ -306,3 +306,29 @@ async def test_refused_connection_raises_connect_error() -> None:
     with pytest.raises(drbfast.ConnectError) as info:
         await drbfast.connect("ws://127.0.0.1:9/ws/api/v2", heartbeat=None, request_timeout=2.0)
     assert isinstance(info.value, OSError) and isinstance(info.value.__cause__, OSError)
+
+
+async def test_a_blocked_event_loop_still_loses_the_connection() -> None:
+    """The listener runs on the event loop: strategy code that blocks the loop for longer
+    than the heartbeat deadline gets the connection closed with 4000 all the same (the
+    README says so). The emulator runs in its own process here, so it keeps time."""
+    import subprocess
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drbfast", "emulator", "--min-heartbeat", "0.2", "--duration", "30",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode().split()[-1]
+        events: list[Event] = []
+        async with drbfast.connect(url, heartbeat=0.2, request_timeout=2.0, on_event=events.append,
+                                   backoff=drbfast.Backoff(initial=0.05, cap=0.2)) as client:
+            await wait_until(lambda: client.stats.replies_sent >= 2)
+            time.sleep(1.0)  # a strategy blocking the loop for 5 heartbeat intervals
+            await wait_until(lambda: client.stats.reconnects == 1 and client.connected)
+            lost = [e for e in events if e.kind == "disconnected"]
+            assert lost and lost[0].detail["close_code"] == 4000
+    finally:
+        proc.terminate()
+        await proc.wait()
