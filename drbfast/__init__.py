@@ -15,7 +15,7 @@ from ._classify import classify, classify_exact  # noqa: E402
 from ._listener import FastListener, HeartbeatStats, monotonic_ns  # noqa: E402
 from .auth import Credentials  # noqa: E402
 from .backoff import Backoff  # noqa: E402
-from .client import Client, Connect, Event, State, Subscription, connect  # noqa: E402
+from .client import Client, Connect, Event, OrderHandle, State, Subscription, connect  # noqa: E402
 from .errors import (  # noqa: E402
     AuthenticationError,
     BadRequest,
@@ -72,6 +72,7 @@ __all__ = [
     "InvalidCredentials",
     "InvalidParams",
     "Kind",
+    "OrderHandle",
     "MalformedReply",
     "MethodNotFound",
     "NotConnected",

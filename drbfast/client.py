@@ -52,11 +52,12 @@ from .session import (
     pool_of,
     refused_channels,
 )
+from .orders import LabelMaker, Order, OrderResult, encode_order, order_params
 from .stats import ClientStats
 from .transport import default_ssl, open_listener
 from .urls import TESTNET
 
-__all__ = ["Client", "Connect", "Event", "State", "Subscription", "connect"]
+__all__ = ["Client", "Connect", "Event", "OrderHandle", "State", "Subscription", "connect"]
 
 log = logging.getLogger("drbfast.client")
 
@@ -223,6 +224,12 @@ class Client:
         self._next_probe = 0.0
         self._stats = ClientStats()
         self.events: deque[Event] = deque(maxlen=256)
+        self._labels = LabelMaker()
+        #: orders sent whose acknowledgement has not come yet, by label
+        self._unacked: dict[str, OrderHandle] = {}
+        #: orders whose acknowledgement was lost (drop, timeout): looked up when ready
+        self._to_reconcile: deque[OrderHandle] = deque()
+        self._order_tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         who = f", client_id={self._creds.client_id!r}" if self._creds else ""
@@ -458,6 +465,8 @@ class Client:
         wd = self.options.watchdog_timeout
         if wd:
             delay = min(delay, wd / 4)
+        if self._to_reconcile:
+            return 0.0
         for t in (self._tokens.refresh_at, self._resync.next_due()):
             if t is not None:
                 delay = min(delay, t - now)
@@ -481,6 +490,9 @@ class Client:
             await self._refresh_token()
         for channel in self._resync.due(time.monotonic()):
             await self._resync_channel(channel)
+        while self._to_reconcile and self._listener is not None:
+            await self._reconcile(self._to_reconcile[0])
+            self._to_reconcile.popleft()
 
     def _watchdog_fired(self, listener: FastListener) -> bool:
         """Drop a connection that received nothing (heartbeats included) for longer than
@@ -577,8 +589,13 @@ class Client:
                     await sup
                 except BaseException:
                     pass
+        for task in list(self._order_tasks):
+            task.cancel()
         self._state = State.CLOSED
         self._end_subscriptions()
+        for handle in list(self._to_reconcile):
+            handle._settle("unknown", None)
+        self._to_reconcile.clear()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the session is (re)connected; raises the fatal error if reconnects
@@ -749,6 +766,228 @@ class Client:
                 raise NotConnected(f"not connected after {self.options.request_timeout:g} s") from None
         return await self._setup_call(method, params)
 
+
+    # ------------------------------------------------------------ orders
+
+    async def buy(self, instrument_name: str, amount: float, *, price: float | None = None, type: str = "limit",
+                  post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
+                  label: str | None = None, **extra: Any) -> OrderResult:
+        """``private/buy``; returns the :class:`OrderResult` (``order``, ``trades``).
+
+        Every order carries a label (``label`` or one made by the client, see
+        :attr:`OrderHandle.label`) so that one whose acknowledgement is lost can be found
+        again: the call then raises :class:`ConnectionLost` (or :class:`RequestTimeout`)
+        and, once the session is back, the client looks the label up and emits an
+        ``order_reconciled`` event saying what became of it. Other Deribit parameters
+        (``max_show``, ``trigger``, ``trigger_price``, ``advanced``, ``mmp``,
+        ``valid_until``, ...) pass through ``extra``. Charged to the matching-engine pool."""
+        handle = self.place("buy", instrument_name, amount, price=price, type=type, post_only=post_only,
+                            reduce_only=reduce_only, time_in_force=time_in_force, label=label, **extra)
+        return await handle
+
+    async def sell(self, instrument_name: str, amount: float, *, price: float | None = None, type: str = "limit",
+                   post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
+                   label: str | None = None, **extra: Any) -> OrderResult:
+        """``private/sell``: as :meth:`buy`."""
+        handle = self.place("sell", instrument_name, amount, price=price, type=type, post_only=post_only,
+                            reduce_only=reduce_only, time_in_force=time_in_force, label=label, **extra)
+        return await handle
+
+    def place(self, side: Literal["buy", "sell"], instrument_name: str, amount: float, *, price: float | None = None,
+              type: str = "limit", post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
+              label: str | None = None, on_ack: Callable[[OrderHandle], object] | None = None, **extra: Any) -> OrderHandle:
+        """Fire and forget: send a buy or sell now and return its :class:`OrderHandle`
+        at once (``await handle`` for the :class:`OrderResult`). ``on_ack(handle)`` is
+        called when the acknowledgement (or the error) arrives. With credits at hand and
+        the session ready the frame is written before this returns; otherwise it is
+        sent as soon as both allow."""
+        if side not in ("buy", "sell"):
+            raise ConfigurationError("side must be 'buy' or 'sell'")
+        if self._creds is None:
+            raise ConfigurationError("orders need credentials: connect with client_id and client_secret")
+        params = order_params(instrument_name, amount, price=price, type=type, post_only=post_only,
+                              reduce_only=reduce_only, time_in_force=time_in_force,
+                              label=label if label is not None else self._labels(), **extra)
+        handle = OrderHandle(f"private/{side}", params, on_ack)
+        self._submit(handle)
+        return handle
+
+    def _submit(self, handle: OrderHandle) -> None:
+        if self._fatal is not None or self._closing or self._state in (State.CLOSED, State.NEW):
+            handle._fail(NotConnected("the client is closed" if self._fatal is None else f"reconnecting gave up: {self._fatal}"))
+            return
+        bucket = self._bucket(handle.method)
+        listener = self._listener
+        if self._ready.is_set() and listener is not None and (bucket is None or bucket.try_acquire() == 0.0):
+            self._send_order(handle, listener)
+            return
+        task = asyncio.get_running_loop().create_task(self._submit_later(handle))
+        self._order_tasks.add(task)
+        task.add_done_callback(self._order_tasks.discard)
+
+    async def _submit_later(self, handle: OrderHandle) -> None:
+        try:
+            if not self._ready.is_set():
+                try:
+                    await asyncio.wait_for(self._ready.wait(), self.options.request_timeout)
+                except asyncio.TimeoutError:
+                    raise NotConnected(f"not connected after {self.options.request_timeout:g} s") from None
+            bucket = self._bucket(handle.method)
+            if bucket is not None:
+                await bucket.acquire()
+            listener = self._listener
+            if listener is None or not self._ready.is_set():
+                raise NotConnected("the connection went while the order waited for credits")
+            self._send_order(handle, listener)
+        except asyncio.CancelledError:
+            handle._fail(NotConnected("the client closed before the order was sent"))
+            raise
+        except DrbfastError as exc:
+            handle._fail(exc)
+
+    def _send_order(self, handle: OrderHandle, listener: FastListener) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reply] = loop.create_future()
+        req_id = self._pending.add(handle.method, fut)
+        try:
+            listener.send(encode_order(req_id, handle.method, handle.params))
+        except Exception as exc:
+            self._pending.discard(req_id)
+            handle._fail(ConnectionLost(f"sending {handle.method} failed: {exc}"))
+            return
+        handle.sent = True
+        self._unacked[handle.label] = handle
+        timer = loop.call_later(self.options.request_timeout, self._expire, fut, handle.method)
+
+        def acked(f: asyncio.Future[Reply]) -> None:
+            timer.cancel()
+            self._pending.discard(req_id)
+            self._unacked.pop(handle.label, None)
+            if f.cancelled():
+                handle._fail(ConnectionLost("the order's wait was cancelled"))
+                return
+            exc = f.exception()
+            if exc is not None:
+                if isinstance(exc, (ConnectionLost, RequestTimeout)):
+                    # It may or may not have reached the matching engine: find out.
+                    handle.uncertain = True
+                    self._to_reconcile.append(handle)
+                    self._poke()
+                handle._fail(exc)
+                return
+            reply = f.result()
+            if reply.error is not None:
+                handle._fail(error_from_reply(reply.error, handle.method))
+            elif not isinstance(reply.result, dict) or not isinstance(reply.result.get("order"), dict):
+                handle._fail(MalformedReply(handle.method, reply.result))
+            else:
+                handle._resolve(OrderResult(reply.result))
+
+        fut.add_done_callback(acked)
+
+    async def _reconcile(self, handle: OrderHandle) -> None:
+        """Find out what became of an order whose acknowledgement was lost."""
+        name = handle.params["instrument_name"]
+        try:
+            orders = await self._setup_call("private/get_order_state_by_label",
+                                             {"currency": _currency_of(name), "label": handle.label})
+        except DeribitError:
+            # Older APIs or a gateway without the method: the open orders of the instrument.
+            orders = await self._setup_call("private/get_open_orders_by_instrument", {"instrument_name": name})
+        found = [Order(o) for o in orders or () if isinstance(o, dict) and o.get("label") == handle.label]
+        if not found:
+            outcome = "not_found"
+        elif found[0].order_state == "rejected":
+            outcome = "rejected"
+        else:
+            outcome = "placed"
+        handle._settle(outcome, found[0] if found else None)
+        self._emit("order_reconciled", label=handle.label, outcome=outcome,
+                   order_id=found[0].order_id if found else None, state=found[0].order_state if found else None)
+
+    async def _order_call(self, method: str, params: dict[str, Any]) -> Any:
+        if self._creds is None:
+            raise ConfigurationError("orders need credentials: connect with client_id and client_secret")
+        return await self.call(method, **{k: v for k, v in params.items() if v is not None})
+
+    async def edit(self, order_id: str, amount: float, *, price: float | None = None, post_only: bool | None = None,
+                   reduce_only: bool | None = None, **extra: Any) -> OrderResult:
+        """``private/edit``: new amount (and price, ...) of an open order."""
+        return _order_result("private/edit", await self._order_call(
+            "private/edit", {"order_id": order_id, "amount": amount, "price": price, "post_only": post_only,
+                             "reduce_only": reduce_only, **extra}))
+
+    async def edit_by_label(self, label: str, instrument_name: str, amount: float, *, price: float | None = None,
+                            **extra: Any) -> OrderResult:
+        """``private/edit_by_label``: edit the one open order with ``label``."""
+        return _order_result("private/edit_by_label", await self._order_call(
+            "private/edit_by_label", {"label": label, "instrument_name": instrument_name, "amount": amount,
+                                      "price": price, **extra}))
+
+    async def cancel(self, order_id: str) -> Order:
+        """``private/cancel``: returns the cancelled order."""
+        result = await self._order_call("private/cancel", {"order_id": order_id})
+        if not isinstance(result, dict):
+            raise MalformedReply("private/cancel", result)
+        return Order(result)
+
+    async def cancel_all(self, **params: Any) -> int:
+        """``private/cancel_all``: how many orders were cancelled."""
+        return _count("private/cancel_all", await self._order_call("private/cancel_all", params))
+
+    async def cancel_all_by_instrument(self, instrument_name: str, **params: Any) -> int:
+        """``private/cancel_all_by_instrument``: how many orders were cancelled."""
+        return _count("private/cancel_all_by_instrument", await self._order_call(
+            "private/cancel_all_by_instrument", {"instrument_name": instrument_name, **params}))
+
+    async def cancel_all_by_currency(self, currency: str, **params: Any) -> int:
+        """``private/cancel_all_by_currency``: how many orders were cancelled."""
+        return _count("private/cancel_all_by_currency", await self._order_call(
+            "private/cancel_all_by_currency", {"currency": currency, **params}))
+
+    async def cancel_by_label(self, label: str, **params: Any) -> int:
+        """``private/cancel_by_label``: how many orders were cancelled."""
+        return _count("private/cancel_by_label", await self._order_call("private/cancel_by_label", {"label": label, **params}))
+
+    async def close_position(self, instrument_name: str, type: str = "market", price: float | None = None) -> OrderResult:
+        """``private/close_position``."""
+        return _order_result("private/close_position", await self._order_call(
+            "private/close_position", {"instrument_name": instrument_name, "type": type, "price": price}))
+
+    async def get_open_orders(self, **params: Any) -> list[Order]:
+        """``private/get_open_orders`` (``kind``, ``type``)."""
+        return _orders("private/get_open_orders", await self._order_call("private/get_open_orders", params))
+
+    async def get_open_orders_by_instrument(self, instrument_name: str, **params: Any) -> list[Order]:
+        """``private/get_open_orders_by_instrument``."""
+        return _orders("private/get_open_orders_by_instrument", await self._order_call(
+            "private/get_open_orders_by_instrument", {"instrument_name": instrument_name, **params}))
+
+    async def get_open_orders_by_currency(self, currency: str, **params: Any) -> list[Order]:
+        """``private/get_open_orders_by_currency``."""
+        return _orders("private/get_open_orders_by_currency", await self._order_call(
+            "private/get_open_orders_by_currency", {"currency": currency, **params}))
+
+    async def get_order_state(self, order_id: str) -> Order:
+        """``private/get_order_state``."""
+        result = await self._order_call("private/get_order_state", {"order_id": order_id})
+        if not isinstance(result, dict):
+            raise MalformedReply("private/get_order_state", result)
+        return Order(result)
+
+    async def get_order_state_by_label(self, currency: str, label: str) -> list[Order]:
+        """``private/get_order_state_by_label``."""
+        return _orders("private/get_order_state_by_label", await self._order_call(
+            "private/get_order_state_by_label", {"currency": currency, "label": label}))
+
+    async def mass_quote(self, quotes: list[dict[str, Any]], **params: Any) -> Any:
+        """``private/mass_quote`` (market makers with the permission): the raw result."""
+        return await self._order_call("private/mass_quote", {"quotes": quotes, **params})
+
+    async def cancel_quotes(self, cancel_type: str = "all", **params: Any) -> int:
+        """``private/cancel_quotes``: how many quotes were cancelled."""
+        return _count("private/cancel_quotes", await self._order_call("private/cancel_quotes", {"cancel_type": cancel_type, **params}))
+
     # ------------------------------------------------------------ subscriptions
 
     async def subscribe(self, *channels: str, callback: Callback | None = None, maxsize: int | None = None,
@@ -813,6 +1052,97 @@ class Client:
     def channels(self) -> list[str]:
         """Every channel some subscription holds (resubscribed after a reconnect)."""
         return self._registry.channels
+
+
+def _currency_of(instrument_name: str) -> str:
+    """The currency get_order_state_by_label wants: BTC-PERPETUAL -> BTC,
+    BTC_USDC-PERPETUAL -> USDC, ETH_USDC -> USDC."""
+    head = instrument_name.split("-", 1)[0]
+    return head.split("_", 1)[1] if "_" in head else head
+
+
+def _order_result(method: str, result: Any) -> OrderResult:
+    if not isinstance(result, dict) or not isinstance(result.get("order"), dict):
+        raise MalformedReply(method, result)
+    return OrderResult(result)
+
+
+def _orders(method: str, result: Any) -> list[Order]:
+    if not isinstance(result, list) or not all(isinstance(o, dict) for o in result):
+        raise MalformedReply(method, result)
+    return [Order(o) for o in result]
+
+
+def _count(method: str, result: Any) -> int:
+    if isinstance(result, bool) or not isinstance(result, int):
+        raise MalformedReply(method, result)
+    return result
+
+
+class OrderHandle:
+    """An order sent with :meth:`Client.place` (fire and forget), or behind
+    :meth:`Client.buy`/:meth:`Client.sell`.
+
+    ``await handle`` gives the :class:`OrderResult` or raises what the order met (a
+    :class:`DeribitError` rejection, :class:`ConnectionLost`, :class:`RequestTimeout`).
+    When the acknowledgement was lost (``uncertain``), ``await handle.reconciled()``
+    waits until the client has looked the order up after reconnecting and says what
+    happened: ``"placed"`` (``handle.order`` is what the exchange has), ``"rejected"``,
+    ``"not_found"`` (it never reached the book) or ``"unknown"`` (the client closed
+    first)."""
+
+    def __init__(self, method: str, params: dict[str, Any], on_ack: Callable[[OrderHandle], object] | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.method = method
+        self.params = params
+        self.label: str = params["label"]
+        self.sent = False
+        self.uncertain = False
+        self.outcome: str | None = None
+        self.order: Order | None = None
+        self._on_ack = on_ack
+        self._result: asyncio.Future[OrderResult] = loop.create_future()
+        self._reconciled: asyncio.Future[str] = loop.create_future()
+
+    def __repr__(self) -> str:
+        state = "done" if self._result.done() else "sent" if self.sent else "queued"
+        return f"OrderHandle({self.method} {self.params['instrument_name']} label={self.label!r}, {state})"
+
+    def __await__(self) -> Generator[Any, None, OrderResult]:
+        return asyncio.shield(self._result).__await__()
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    def _resolve(self, result: OrderResult) -> None:
+        if not self._result.done():
+            self.order = result.order
+            self._result.set_result(result)
+            self._acked()
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._result.done():
+            self._result.set_exception(exc)
+            self._result.exception()  # retrieved: a fire-and-forget caller may never await it
+            self._acked()
+
+    def _acked(self) -> None:
+        if self._on_ack is not None:
+            try:
+                self._on_ack(self)
+            except Exception:
+                log.exception("drbfast: on_ack callback raised")
+
+    def _settle(self, outcome: str, order: Order | None) -> None:
+        self.outcome = outcome
+        if order is not None:
+            self.order = order
+        if not self._reconciled.done():
+            self._reconciled.set_result(outcome)
+
+    async def reconciled(self, timeout: float | None = None) -> str:
+        """What became of an order whose acknowledgement was lost (see the class)."""
+        return await asyncio.wait_for(asyncio.shield(self._reconciled), timeout)
 
 
 def _materialize(value: Any) -> Any:
