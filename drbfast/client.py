@@ -517,14 +517,15 @@ class Client:
         return False
 
     async def _refresh_token(self) -> None:
-        params = self._tokens.refresh_params()
+        params = self._tokens.refresh_params() if self.options.auth != "coinbase_cdp" else None
         self._tokens.refresh_at = None
         try:
             if params is None:
                 raise DeribitError(13009, "unauthorized", "no refresh token")
             result = await self._setup_call("public/auth", params)
         except DeribitError:
-            log.warning("drbfast: token refresh failed; authenticating again")
+            if self.options.auth != "coinbase_cdp":
+                log.warning("drbfast: token refresh failed; authenticating again")
             if self._creds is None:
                 return
             try:
@@ -1193,7 +1194,7 @@ def connect(
     *,
     client_id: str | None = None,
     client_secret: str | None = None,
-    auth: Literal["signature", "credentials"] = "signature",
+    auth: Literal["signature", "credentials", "coinbase_cdp"] = "signature",
     heartbeat: float | None = 10,
     cancel_on_disconnect: Literal["connection", "account"] | None = None,
     reconnect: bool = True,

@@ -74,8 +74,9 @@ class SessionOptions:
     def __post_init__(self) -> None:
         if (self.client_id is None) != (self.client_secret is None):
             raise ConfigurationError("give both client_id and client_secret, or neither (no auth)")
-        if self.auth not in ("signature", "credentials"):
-            raise ConfigurationError("auth must be 'signature' (default, the secret stays local) or 'credentials'")
+        if self.auth not in ("signature", "credentials", "coinbase_cdp"):
+            raise ConfigurationError("auth must be 'signature' (default, the secret stays local), 'credentials' "
+                                     "or 'coinbase_cdp' (Coinbase's gateway)")
         if self.cancel_on_disconnect not in (None, "connection", "account"):
             raise ConfigurationError("cancel_on_disconnect must be None, 'connection' or 'account'")
         if self.cancel_on_disconnect and self.client_id is None:
