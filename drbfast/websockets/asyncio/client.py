@@ -77,6 +77,9 @@ _PROXY_SCHEMES = {"http": "http", "https": "https", "socks5": "socks5", "socks5h
 #: Keyword arguments of ``loop.create_connection`` that choose the socket; the
 #: drop-in opens the socket itself (so that a handshake cut short can be closed).
 _SOCKET_KWARGS = ("family", "proto", "flags", "local_addr", "happy_eyeballs_delay", "interleave")
+#: picows sets TCP options on every socket it is given (TCP_NODELAY...); on an AF_UNIX
+#: socket that fails and picows 2.3 then crashes the interpreter, so the drop-in refuses.
+_NO_UNIX = "drbfast.websockets can't connect over a Unix socket: picows supports TCP only"
 _DISCONNECTED_ERRORS = (ConnectionResetError, asyncio.CancelledError)
 
 log = logging.getLogger("websockets.client")
@@ -926,6 +929,10 @@ class connect:  # noqa: N801 - the name websockets uses
                 raise ValueError("no path and sock were specified")
             if self._unix_path is not None and "sock" in self.kwargs:
                 raise ValueError("path and sock can not be specified at the same time")
+            raise ValueError(_NO_UNIX)
+        given = self.kwargs.get("sock")
+        if given is not None and given.family == getattr(socket, "AF_UNIX", None):
+            raise ValueError(_NO_UNIX)
         uri, ws_uri, headers = self.uri, self.ws_uri, list(self.headers)
         explicit = self.kwargs.get("host") is not None or self.kwargs.get("port") is not None
         for _ in range(MAX_REDIRECTS + 1):
@@ -980,12 +987,6 @@ class connect:  # noqa: N801 - the name websockets uses
         async def make_socket(_url: Any) -> socket.socket | None:
             if given_sock is not None:
                 return given_sock
-            if self._unix:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                opened.append(sock)
-                sock.setblocking(False)
-                await asyncio.get_running_loop().sock_connect(sock, self._unix_path)
-                return sock
             if proxy is not None:
                 return None  # picows connects to the proxy
             sock = await _open_socket(host or ws_uri.host, port or ws_uri.port, sock_options)
