@@ -485,18 +485,18 @@ class ClientConnection:
         Cancelling a waiting ``recv()`` loses nothing. Two concurrent ``recv()``
         raise :class:`ConcurrencyError`.
         """
-        data = await self._next()
+        data = await self._next("recv")
         if decode is None:
             return data
         if isinstance(data, bytes):
             return data.decode() if decode else data
         return data if decode else data.encode()
 
-    async def _next(self) -> Data:
+    async def _next(self, caller: str) -> Data:
         queue = self._queue
         if not queue:
             if self._waiter is not None and not self._waiter.done():
-                raise ConcurrencyError("cannot call recv while another coroutine is already running "
+                raise ConcurrencyError(f"cannot call {caller} while another coroutine is already running "
                                        "recv or recv_streaming")
             while not queue:
                 if self._closed.done() and (self.listener is None or self.listener.stats.backlog == 0):
@@ -515,7 +515,11 @@ class ClientConnection:
     async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
         """The next message as an async iterator of its fragments. The listener
         reassembles fragmented messages, so this yields the whole message once."""
-        yield await self.recv(decode)
+        data = await self._next("recv_streaming")
+        if decode is None or isinstance(data, bytes) != bool(decode):
+            yield data
+        else:
+            yield data.decode() if isinstance(data, bytes) else data.encode()
 
     async def __aiter__(self) -> AsyncIterator[Data]:
         """Every message until the connection closes: ends after a normal close
@@ -553,6 +557,8 @@ class ClientConnection:
             pending: DataLike = await parts.__anext__()
         except StopAsyncIteration:
             return
+        if not isinstance(pending, (str, bytes, bytearray, memoryview)):
+            raise TypeError("data iterable must contain bytes or str")
         is_text = isinstance(pending, str)
         opcode = WSMsgType.TEXT if (is_text if text is None else text) else WSMsgType.BINARY
         while True:
@@ -560,6 +566,8 @@ class ClientConnection:
                 nxt: DataLike | None = await parts.__anext__()
             except StopAsyncIteration:
                 nxt = None
+            if nxt is not None and not isinstance(nxt, (str, bytes, bytearray, memoryview)):
+                raise TypeError("data iterable must contain bytes or str")
             if nxt is not None and isinstance(nxt, str) != is_text:
                 raise TypeError("all fragments must be of the same type")
             transport = await self._writable()
@@ -678,8 +686,9 @@ class ClientConnection:
     async def __aenter__(self) -> ClientConnection:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # As websockets: an exception out of the block closes with 1011.
+        await self.close(1000 if exc_type is None else 1011)
 
 
 async def _aiter_sync(items: Iterable[DataLike]) -> AsyncIterator[DataLike]:
