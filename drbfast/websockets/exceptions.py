@@ -34,7 +34,8 @@ except ImportError:  # pragma: no cover - websockets is a test extra
 
 __all__ = [
     "AbortHandshake", "Close", "ConcurrencyError", "ConnectionClosed", "ConnectionClosedError",
-    "ConnectionClosedOK", "DuplicateParameter", "InvalidHandshake", "InvalidHeader",
+    "ConnectionClosedOK", "DuplicateParameter", "HeaderLineTooLong", "RequestLineTooLong",
+    "StatusLineTooLong", "TooManyHeaders", "InvalidHandshake", "InvalidHeader",
     "InvalidHeaderFormat", "InvalidHeaderValue", "InvalidMessage", "InvalidMethod", "InvalidOrigin",
     "InvalidParameterName", "InvalidParameterValue", "InvalidProtocol", "InvalidProxy",
     "InvalidProxyMessage", "InvalidProxyStatus", "InvalidState", "InvalidStatus", "InvalidStatusCode",
@@ -138,6 +139,22 @@ class InvalidHandshake(*_bases("InvalidHandshake", WebSocketException)):  # type
 
 class SecurityError(*_bases("SecurityError", InvalidHandshake)):  # type: ignore[misc]
     """A handshake broke a security rule (too many redirects, https -> http)."""
+
+
+class RequestLineTooLong(*_bases("RequestLineTooLong", SecurityError)):  # type: ignore[misc]
+    """A request line was too long (server side; here for the name)."""
+
+
+class StatusLineTooLong(*_bases("StatusLineTooLong", SecurityError)):  # type: ignore[misc]
+    """The response's status line was too long."""
+
+
+class HeaderLineTooLong(*_bases("HeaderLineTooLong", SecurityError)):  # type: ignore[misc]
+    """A header line was too long."""
+
+
+class TooManyHeaders(*_bases("TooManyHeaders", SecurityError)):  # type: ignore[misc]
+    """The response had too many headers."""
 
 
 class ProxyError(*_bases("ProxyError", InvalidHandshake)):  # type: ignore[misc]

@@ -20,7 +20,8 @@ from ..conftest import TIMEOUT
 
 
 class Remote:
-    def __init__(self) -> None:
+    def __init__(self, response_headers: dict[str, str] | None = None) -> None:
+        self.response_headers = response_headers or {}
         self.frames: list[Frame] = []
         self.messages: list[str | bytes] = []
         self.connected = asyncio.Event()
@@ -55,7 +56,10 @@ class Remote:
                     self.protocol.receive_eof()
                 for event in self.protocol.events_received():
                     if isinstance(event, Request):
-                        self.protocol.send_response(self.protocol.accept(event))
+                        response = self.protocol.accept(event)
+                        for name, value in self.response_headers.items():
+                            response.headers[name] = value
+                        self.protocol.send_response(response)
                         self.connected.set()
                     else:
                         self._record(event)
@@ -79,10 +83,13 @@ class Remote:
     def flush(self) -> None:
         assert self.protocol is not None and self.writer is not None
         for chunk in self.protocol.data_to_send():
-            if chunk:
-                self.writer.write(chunk)
-            elif self.writer.can_write_eof() and not self.writer.is_closing():
-                self.writer.write_eof()
+            try:
+                if chunk:
+                    self.writer.write(chunk)
+                elif self.writer.can_write_eof() and not self.writer.is_closing():
+                    self.writer.write_eof()
+            except OSError:  # the client is gone already
+                return
 
     def send(self, method: str, *args: Any, **kwargs: Any) -> None:
         """``send("send_text", b"...")`` etc. on the sans-I/O protocol, then flush."""

@@ -25,6 +25,7 @@ from ..._listener import FastListener, HeartbeatStats
 from ...backoff import Backoff
 from ...errors import DeribitError, error_from_reply
 from ...frames import ENGINE_ID_PREFIX
+from ...transport import set_heartbeat_request
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -177,6 +178,7 @@ class ClientConnection:
         self._high, self._low = _marks(max_queue, "max_queue")
         self._high_bytes, self._low_bytes = _marks(DEFAULT_MAX_QUEUE_BYTES, "max_queue_bytes")
         self._drop = False
+        self._max_size = protocol.max_size if protocol.max_size is not None else _NO_LIMIT
         self._write_limit = write_limit[0] if isinstance(write_limit, tuple) else write_limit
         self._waiter: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] = loop.create_future()
@@ -213,6 +215,9 @@ class ClientConnection:
         """Called by the listener once per non-heartbeat message, in order."""
         if self._failed:
             return  # closing after a protocol error: websockets delivers nothing more
+        transport = self.ws_transport
+        if transport is not None and transport.is_close_frame_sent and self._failing(transport, len(payload)):
+            return
         if self._hb_reply is not None and not binary and _SET_HEARTBEAT_ID_BYTES in payload:
             if self._take_hb_reply(payload):
                 return
@@ -259,6 +264,25 @@ class ClientConnection:
                                     len(queue), self._bytes, self.dropped, self.dropped_bytes)
             return
         self._pause()
+
+    def _failing(self, transport: picows.WSTransport, size: int) -> bool:
+        """Whether to drop this message because the connection is failing: a close
+        frame with an error code went out (a frame over ``max_size``, a bad close
+        code...). websockets delivers nothing after the frame that failed it.
+
+        picows checks a frame's size when it reads its header, which it does one frame
+        ahead (to tell ``last_in_buffer``), and then still hands on the frames it has:
+        the messages before the oversized one are legitimate and delivered; the
+        oversized one and everything after it are not. For any other error close
+        (the listener's own: a fragmented message too big...) nothing more is."""
+        handshake = transport.close_handshake
+        sent = handshake.sent if handshake is not None else None
+        if sent is None or int(sent.code) in (1000, 1001, 1005):
+            return False
+        if int(sent.code) == 1009 and str(sent.reason).startswith("Received frame") and size <= self._max_size:
+            return False
+        self._failed = True
+        return True
 
     def _take_hb_reply(self, payload: bytes) -> bool:
         """If ``payload`` is the reply to our ``public/set_heartbeat``, resolve it."""
@@ -1097,12 +1121,10 @@ async def _set_heartbeat(conn: ClientConnection, interval: float) -> None:
     ``open_timeout`` bounds the wait); raise the Deribit error if refused."""
     conn._hb_reply = conn._loop.create_future()
     value: float | int = int(interval) if float(interval).is_integer() else interval
-    request = {"jsonrpc": "2.0", "id": SET_HEARTBEAT_ID, "method": "public/set_heartbeat",
-               "params": {"interval": value}}
     transport = conn.ws_transport
     if transport is None:
         raise ConnectionClosedError(None, None)
-    transport.send(WSMsgType.TEXT, json.dumps(request, separators=(",", ":")).encode())
+    transport.send(WSMsgType.TEXT, set_heartbeat_request(SET_HEARTBEAT_ID, value))
     reply = json.loads(await conn._hb_reply)
     if "error" in reply:
         exc: DeribitError = error_from_reply(reply["error"], "public/set_heartbeat")
