@@ -258,6 +258,7 @@ async def test_byte_bound_pauses_reading_and_loses_nothing() -> None:
             ids = []
             for _ in range(result.sent):
                 msg = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                assert isinstance(msg, str)
                 ids.append(msg.count("change_id"))
             assert len(ids) == result.sent and ws.dropped == 0
 
@@ -328,4 +329,4 @@ def test_reconnect_delays_never_overflow() -> None:
 
 def test_upstream_sanity() -> None:
     """The installed websockets is the one these tests compare against."""
-    assert int(upstream.__version__.split(".")[0]) >= 13
+    assert int(upstream.version.version.split(".")[0]) >= 13

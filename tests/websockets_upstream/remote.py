@@ -55,13 +55,13 @@ class Remote:
                 else:
                     self.protocol.receive_eof()
                 for event in self.protocol.events_received():
-                    if isinstance(event, Request):
+                    if isinstance(event, Request):  # the opening handshake
                         response = self.protocol.accept(event)
                         for name, value in self.response_headers.items():
                             response.headers[name] = value
                         self.protocol.send_response(response)
                         self.connected.set()
-                    else:
+                    elif isinstance(event, Frame):
                         self._record(event)
                 self.flush()
                 if not data:
@@ -100,11 +100,11 @@ class Remote:
     def stop_reading(self) -> None:
         """Read nothing more (no pong, no close frame goes back) until resumed."""
         assert self.writer is not None
-        self.writer.transport.pause_reading()
+        self.writer.transport.pause_reading()  # type: ignore[attr-defined]
 
     def resume_reading(self) -> None:
         assert self.writer is not None
-        self.writer.transport.resume_reading()
+        self.writer.transport.resume_reading()  # type: ignore[attr-defined]
 
     def send_raw(self, data: bytes) -> None:
         assert self.writer is not None

@@ -598,7 +598,7 @@ class TestClientUsageErrors:
     async def test_invalid_subprotocol(self) -> None:
         """Client rejects single value of subprotocols."""
         with pytest.raises(TypeError) as raised:
-            await connect("ws://localhost/", subprotocols="chat")  # type: ignore[arg-type]
+            await connect("ws://localhost/", subprotocols="chat")
         assert str(raised.value) == "subprotocols must be a list, not a str"
 
     async def test_unsupported_compression(self) -> None:

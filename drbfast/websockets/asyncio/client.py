@@ -14,7 +14,7 @@ import ssl as ssl_module
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Literal, overload
 
 import picows
@@ -277,9 +277,10 @@ class ClientConnection:
         (the listener's own: a fragmented message too big...) nothing more is."""
         handshake = transport.close_handshake
         sent = handshake.sent if handshake is not None else None
-        if sent is None or int(sent.code) in (1000, 1001, 1005):
+        code = int(sent.code.value) if sent is not None else 1000
+        if code in (1000, 1001, 1005):
             return False
-        if int(sent.code) == 1009 and str(sent.reason).startswith("Received frame") and size <= self._max_size:
+        if code == 1009 and sent is not None and str(sent.reason).startswith("Received frame") and size <= self._max_size:
             return False
         self._failed = True
         return True
@@ -467,7 +468,7 @@ class ClientConnection:
     def _underlying(self) -> asyncio.Transport:
         if self.ws_transport is None:
             raise RuntimeError("not connected yet")
-        return self.ws_transport.underlying_transport  # type: ignore[no-any-return]
+        return self.ws_transport.underlying_transport
 
     def _handshake(self) -> tuple[Close | None, Close | None, bool | None]:
         handshake = self.ws_transport.close_handshake if self.ws_transport is not None else None
@@ -807,7 +808,7 @@ class connect:  # noqa: N801 - the name websockets uses
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
-        reconnect_delays: Callable[[], Generator[float, None, None]] = backoff,
+        reconnect_delays: Callable[[], Iterator[float]] = backoff,
         max_size: int | None | tuple[int | None, int | None] = 2**20,
         max_queue: Marks = DEFAULT_MAX_QUEUE,
         write_limit: int | tuple[int, int | None] = 2**15,
@@ -907,7 +908,7 @@ class connect:  # noqa: N801 - the name websockets uses
             self._entered = False
 
     async def __aiter__(self) -> AsyncIterator[ClientConnection]:
-        delays: Generator[float, None, None] | None = None
+        delays: Iterator[float] | None = None
         while True:
             try:
                 async with self as connection:
