@@ -10,6 +10,7 @@ a Deribit server would never send.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 import sys
@@ -315,6 +316,20 @@ async def test_last_heartbeat_tells_a_quiet_connection_is_alive() -> None:
             await wait_until(lambda: ws.last_heartbeat is not None)
             assert before <= ws.last_heartbeat <= time.monotonic()  # type: ignore[operator]
             assert ws.heartbeat_stats.test_requests == 1 and ws.queue_size == 0
+
+
+async def test_opt_in_copies_of_heartbeats_reach_recv() -> None:
+    """For code like ``await wait_for(ws.recv(), 2 * interval)`` that reconnects a
+    quiet connection: with ``deliver_heartbeats=True`` it sees a copy of each
+    test_request the listener has already answered."""
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1)) as emu:
+        async with drop_in.connect(emu.url, deliver_heartbeats=True) as ws:
+            await wait_until(lambda: len(emu.connections) > 0)
+            emu.faults.send_test_requests(count=3, rate_hz=50)
+            copies = [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(3)]
+            assert copies == [{"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}] * 3
+            assert ws.heartbeat_stats.replies_sent == 3  # answered by the listener, not by us
+            await wait_until(lambda: len(emu.connections[0].test_request_rtts_ns) == 3)
 
 
 # ------------------------------------------------------------------ backoff

@@ -69,6 +69,11 @@ MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
 DEFAULT_MAX_QUEUE = 100_000
 DEFAULT_MAX_QUEUE_BYTES = 256 * 2**20
 USER_AGENT = "drbfast"
+#: How often ``deliver_heartbeats=True`` looks at the listener's counters (seconds).
+HEARTBEAT_POLL = 0.05
+#: The copies ``deliver_heartbeats=True`` hands to ``recv()`` (Deribit's own shapes).
+_HEARTBEAT_COPY = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"heartbeat"}}'
+_TEST_REQUEST_COPY = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'
 _NO_LIMIT = 2**62
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Headers a cross-origin redirect must not carry to the new origin.
@@ -188,6 +193,8 @@ class ClientConnection:
         self._ping_lock = asyncio.Lock()
         self._pings: set[bytes] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._deliver_heartbeats = False
         self._reaper: asyncio.Task[None] | None = None
         #: round trip of the last PING answered, in seconds (keepalive or ``ping()``)
         self.latency: float = 0.0
@@ -201,9 +208,10 @@ class ClientConnection:
         self.listener: FastListener | None = None
         self.ws_transport: picows.WSTransport | None = None
 
-    def _configure(self, *, max_queue_bytes: Marks, overflow: str) -> None:
+    def _configure(self, *, max_queue_bytes: Marks, overflow: str, deliver_heartbeats: bool = False) -> None:
         self._high_bytes, self._low_bytes = _marks(max_queue_bytes, "max_queue_bytes")
         self._drop = overflow == "drop"
+        self._deliver_heartbeats = deliver_heartbeats
 
     # ------------------------------------------------------------ listener hooks
 
@@ -340,9 +348,9 @@ class ClientConnection:
         if self._hb_reply is not None and not self._hb_reply.done():
             self._hb_reply.set_exception(self._close_exc())
             self._hb_reply.exception()  # retrieved: connect() may already have given up
-        task = self._keepalive_task
-        if task is not None and not task.done():
-            task.cancel()
+        for task in (self._keepalive_task, self._heartbeat_task):
+            if task is not None and not task.done():
+                task.cancel()
 
     # ------------------------------------------------------------ properties
 
@@ -704,9 +712,37 @@ class ClientConnection:
         except asyncio.CancelledError:
             return
 
+    async def _copy_heartbeats(self) -> None:
+        """``deliver_heartbeats=True``: put a copy of each Deribit heartbeat and
+        test_request (already answered by the listener) in the queue, for code that
+        treats a silent ``recv()`` as a dead connection. The listener only counts
+        them, so they are noticed by looking at its counters every
+        ``HEARTBEAT_POLL`` seconds: a copy comes up to that late and, among other
+        messages, in the order it was noticed."""
+        listener = self.listener
+        if listener is None:
+            return
+        stats = listener.stats
+        heartbeats, test_requests = stats.heartbeats, stats.test_requests
+        try:
+            while not self._closed.done():
+                await asyncio.sleep(HEARTBEAT_POLL)
+                stats = listener.stats
+                for _ in range(min(stats.heartbeats - heartbeats, 100)):
+                    self._on_message(_HEARTBEAT_COPY, False)
+                for _ in range(min(stats.test_requests - test_requests, 100)):
+                    self._on_message(_TEST_REQUEST_COPY, False)
+                heartbeats, test_requests = stats.heartbeats, stats.test_requests
+        except asyncio.CancelledError:
+            return
+
     def _start(self) -> None:
-        if self.ping_interval is not None and not self._closed.done():
+        if self._closed.done():
+            return
+        if self.ping_interval is not None:
             self._keepalive_task = self._loop.create_task(self._keepalive())
+        if self._deliver_heartbeats:
+            self._heartbeat_task = self._loop.create_task(self._copy_heartbeats())
 
     async def __aenter__(self) -> ClientConnection:
         return self
@@ -790,6 +826,10 @@ class connect:  # noqa: N801 - the name websockets uses
     ``"pause"`` (default, as websockets) stops reading the socket until both are back
     under their low marks (test_requests are not answered meanwhile); ``"drop"``
     keeps reading and drops the oldest unread messages, counted in ``ws.dropped``.
+    ``deliver_heartbeats=True`` also hands ``recv()`` a copy of each heartbeat and
+    test_request after the listener answered it (at most ``HEARTBEAT_POLL`` late),
+    for code that treats a silent ``recv()`` as dead; ``ws.last_heartbeat`` is the
+    cheaper way to see liveness.
     """
 
     def __init__(
@@ -817,6 +857,7 @@ class connect:  # noqa: N801 - the name websockets uses
         heartbeat: float | None = None,
         max_queue_bytes: Marks = DEFAULT_MAX_QUEUE_BYTES,
         overflow: Literal["pause", "drop"] = "pause",
+        deliver_heartbeats: bool = False,
         **kwargs: Any,
     ) -> None:
         # legacy (websockets <= 13) spellings
@@ -874,6 +915,7 @@ class connect:  # noqa: N801 - the name websockets uses
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.overflow = overflow
+        self.deliver_heartbeats = deliver_heartbeats
         self.write_limit = write_limit
         self.heartbeat = heartbeat
         self.logger: LoggerLike = logger if logger is not None else log
@@ -999,7 +1041,8 @@ class connect:  # noqa: N801 - the name websockets uses
         conn = self.create_connection(protocol, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
                                       close_timeout=self.close_timeout, max_queue=self.max_queue,
                                       write_limit=self.write_limit)
-        conn._configure(max_queue_bytes=self.max_queue_bytes, overflow=self.overflow)
+        conn._configure(max_queue_bytes=self.max_queue_bytes, overflow=self.overflow,
+                        deliver_heartbeats=self.deliver_heartbeats)
         max_size, logger = self.max_size, self.logger
 
         def factory() -> FastListener:
