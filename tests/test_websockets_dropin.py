@@ -20,6 +20,8 @@ import warnings
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import websockets as upstream
 import websockets.exceptions as upstream_exc
 
@@ -154,6 +156,52 @@ def test_handshake_eof_under_python_O() -> None:
     """)
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "InvalidMessage EOFError", out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("how", ["open_timeout", "cancelled"])
+async def test_a_handshake_given_up_leaves_no_socket_behind(how: str) -> None:
+    """A server that never answers the upgrade: when connect() gives up (its own
+    open_timeout, or the caller's wait_for) the server sees the socket close."""
+    closed = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(4096):
+            pass
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        with pytest.raises(TimeoutError):
+            if how == "open_timeout":
+                await drop_in.connect(url, open_timeout=0.1)
+            else:
+                await asyncio.wait_for(drop_in.connect(url, open_timeout=None), 0.1)
+        await asyncio.wait_for(closed.wait(), TIMEOUT)
+
+
+# ------------------------------------------------------------------ URIs
+
+@given(st.text(max_size=40))
+def test_parse_uri_refuses_anything_else_with_invalid_uri(text: str) -> None:
+    try:
+        parsed = drop_in.uri.parse_uri(text)
+    except drop_in.InvalidURI:
+        return
+    assert text.startswith(("ws://", "wss://")) and parsed.host
+
+
+@given(st.sampled_from(["ws", "wss"]), st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,5})?", fullmatch=True),
+       st.one_of(st.none(), st.integers(1, 65535)), st.from_regex(r"(/[a-zA-Z0-9_.~-]{0,8}){0,3}", fullmatch=True),
+       st.from_regex(r"([a-z]=[0-9]{1,3})?", fullmatch=True))
+def test_parse_uri_reads_host_port_and_resource(scheme: str, host: str, port: int | None, path: str,
+                                                query: str) -> None:
+    text = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}{'?' + query if query else ''}"
+    parsed = drop_in.uri.parse_uri(text)
+    assert parsed.secure == (scheme == "wss") and parsed.host == host
+    assert parsed.port == (port if port is not None else (443 if scheme == "wss" else 80))
+    assert parsed.resource_name == (path or "/") + (f"?{query}" if query else "")
 
 
 # ------------------------------------------------------------------ keepalive settings
