@@ -181,6 +181,56 @@ async def test_a_handshake_given_up_leaves_no_socket_behind(how: str) -> None:
         await asyncio.wait_for(closed.wait(), TIMEOUT)
 
 
+# ------------------------------------------------------------------ proxies
+
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1 that records the targets it was asked for."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+
+    async def __aenter__(self) -> ConnectProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split(b" ")[1].decode()
+        self.targets.append(target)
+        host, port = target.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+            except ConnectionError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_proxy_from_the_environment_is_used_unless_proxy_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ConnectProxy() as proxy, Remote() as remote:
+        monkeypatch.setenv("https_proxy", proxy.url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        async with drop_in.connect(remote.url) as ws:  # proxy=True: the environment's
+            await ws.send("through")
+            await remote.wait_frames(1)
+        assert proxy.targets == [remote.url.split("/")[2]]
+        async with drop_in.connect(remote.url, proxy=None) as ws:
+            await ws.send("direct")
+        assert len(proxy.targets) == 1
+
+
 # ------------------------------------------------------------------ URIs
 
 @given(st.text(max_size=40))
