@@ -188,6 +188,7 @@ class ConnectProxy:
 
     def __init__(self) -> None:
         self.targets: list[str] = []
+        self.writers: list[asyncio.StreamWriter] = []
 
     async def __aenter__(self) -> ConnectProxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -195,7 +196,10 @@ class ConnectProxy:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for writer in self.writers:
+            writer.close()
         self.server.close()
+        await asyncio.wait_for(self.server.wait_closed(), TIMEOUT)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -203,6 +207,7 @@ class ConnectProxy:
         self.targets.append(target)
         host, port = target.rsplit(":", 1)
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        self.writers += [writer, up_writer]
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:

@@ -30,6 +30,7 @@ class Remote:
         self.writer: asyncio.StreamWriter | None = None
         self._fragments: list[Frame] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._writers: list[asyncio.StreamWriter] = []
 
     async def __aenter__(self) -> Remote:
         self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -37,8 +38,8 @@ class Remote:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for writer in self._writers:
+            writer.close()
         self.server.close()
         for task in self._tasks:
             task.cancel()
@@ -46,6 +47,7 @@ class Remote:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.protocol, self.writer = ServerProtocol(), writer
+        self._writers.append(writer)
         self._tasks.append(asyncio.current_task())  # type: ignore[arg-type]
         try:
             while True:
