@@ -19,9 +19,23 @@ from websockets.server import ServerProtocol
 from ..conftest import TIMEOUT
 
 
+class _ServerProtocol(ServerProtocol):
+    """websockets' server protocol that can leave PINGs unanswered (``drop_frames_rcvd``
+    around a ping in websockets' tests)."""
+
+    answer_pings = True
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.PING and not self.answer_pings:
+            self.events.append(frame)  # recorded, not answered
+            return
+        super().recv_frame(frame)
+
+
 class Remote:
     def __init__(self, response_headers: dict[str, str] | None = None) -> None:
         self.response_headers = response_headers or {}
+        self.answer_pings = True
         self.frames: list[Frame] = []
         self.messages: list[str | bytes] = []
         self.connected = asyncio.Event()
@@ -46,7 +60,8 @@ class Remote:
         await asyncio.wait_for(self.server.wait_closed(), TIMEOUT)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.protocol, self.writer = ServerProtocol(), writer
+        self.protocol, self.writer = _ServerProtocol(), writer
+        self.protocol.answer_pings = self.answer_pings
         self._writers.append(writer)
         self._tasks.append(asyncio.current_task())  # type: ignore[arg-type]
         try:
@@ -98,6 +113,11 @@ class Remote:
         assert self.protocol is not None
         getattr(self.protocol, method)(*args, **kwargs)
         self.flush()
+
+    def set_answer_pings(self, on: bool) -> None:
+        self.answer_pings = on
+        if self.protocol is not None:
+            self.protocol.answer_pings = on  # type: ignore[attr-defined]
 
     def stop_reading(self) -> None:
         """Read nothing more (no pong, no close frame goes back) until resumed."""

@@ -7,9 +7,12 @@ Not ported, with the reason:
 * ``test_recv_streaming_fragmented_*`` and ``*_cancellation_while_receiving``: the
   compiled listener reassembles fragments, so ``recv_streaming`` yields a message
   once, whole, and a half-received message is not visible to ``recv``;
-* ``test_ping`` (random payload), ``test_acknowledge_*ping*``,
-  ``test_ping_duplicate_payload`` after a pong: picows matches a PONG to the
-  latest PING whatever its payload, and the PONG payload never reaches Python;
+* ``test_ping`` (random payload), ``test_acknowledge_ping_non_matching_pong``,
+  ``test_acknowledge_previous_canceled_ping``: picows takes any PONG as the answer to
+  the PING in flight, whatever its payload (the payload never reaches Python);
+* ``test_keepalive_reports_errors``, ``test_max_queue*``, ``test_write_limit*``,
+  ``test_close_timeout`` (parameter): they inspect websockets' internals (the
+  queue and write-buffer bounds are tested by behaviour in test_websockets*.py);
 * ``test_send_while_send_*blocked``, ``test_writing_in_*_fails``,
   ``test_unexpected_failure_*``: they patch websockets' internals.
 """
@@ -24,7 +27,7 @@ from typing import Any
 import pytest
 from websockets.frames import Close, Frame, Opcode
 
-from drbfast.websockets import ClientConnection, connect
+from drbfast.websockets import ClientConnection, State, connect
 from drbfast.websockets.exceptions import ConcurrencyError, ConnectionClosedError, ConnectionClosedOK
 
 from .remote import Remote
@@ -533,24 +536,67 @@ async def test_ping_explicit_binary(pair: tuple[ClientConnection, Remote]) -> No
 
 
 async def test_acknowledge_ping(pair: tuple[ClientConnection, Remote]) -> None:
-    """ping is acknowledged by a pong (the far end answers every PING)."""
-    connection, _ = pair
+    """ping is acknowledged by a pong with the same payload."""
+    connection, remote = pair
+    remote.set_answer_pings(False)  # drop automatic response to ping
     pong_waiter = await connection.ping("this")
+    await remote.wait_frames(1)
+    remote.send("send_pong", b"this")
     latency = await asyncio.wait_for(pong_waiter, 1)
     assert latency > 0 and connection.latency == latency
+
+
+async def test_acknowledge_canceled_ping(pair: tuple[ClientConnection, Remote]) -> None:
+    """ping is acknowledged by a pong with the same payload after being canceled."""
+    connection, remote = pair
+    remote.set_answer_pings(False)
+    pong_waiter = await connection.ping("this")
+    pong_waiter.cancel()  # type: ignore[attr-defined]
+    remote.send("send_pong", b"this")
+    with pytest.raises(asyncio.CancelledError):
+        await pong_waiter
+
+
+async def test_acknowledge_previous_ping(pair: tuple[ClientConnection, Remote]) -> None:
+    """ping is acknowledged by a pong for a later ping."""
+    connection, remote = pair
+    remote.set_answer_pings(False)
+    pong_waiter = await connection.ping("this")
+    await connection.ping("that")
+    await remote.wait_frames(1)
+    remote.send("send_pong", b"that")
+    await asyncio.wait_for(pong_waiter, 1)
+
+
+async def test_terminate_ping_on_close(pair: tuple[ClientConnection, Remote]) -> None:
+    """ping is done with an exception when the connection is closed."""
+    connection, remote = pair
+    remote.set_answer_pings(False)
+    pong_waiter = await connection.ping("this")
+    await connection.close()
+    with pytest.raises(ConnectionClosedOK):
+        await pong_waiter
 
 
 async def test_ping_duplicate_payload(pair: tuple[ClientConnection, Remote]) -> None:
     """ping rejects the same payload until receiving the pong."""
     connection, remote = pair
-    remote.stop_reading()  # no pong for now
+    remote.set_answer_pings(False)
     pong_waiter = await connection.ping("idem")
-    with pytest.raises(RuntimeError) as raised:
+    with pytest.raises(ConcurrencyError) as raised:
         await connection.ping("idem")
     assert str(raised.value) == "already waiting for a pong with the same data"
-    remote.resume_reading()
+    await remote.wait_frames(1)
+    remote.send("send_pong", b"idem")
     await asyncio.wait_for(pong_waiter, 1)
     await connection.ping("idem")  # doesn't raise an exception
+
+
+async def test_ping_unsupported_type(pair: tuple[ClientConnection, Remote]) -> None:
+    """ping raises TypeError when called with an unsupported type."""
+    connection, _ = pair
+    with pytest.raises(TypeError):
+        await connection.ping([])  # type: ignore[arg-type]
 
 
 async def test_pong(pair: tuple[ClientConnection, Remote]) -> None:
@@ -574,6 +620,13 @@ async def test_pong_explicit_binary(pair: tuple[ClientConnection, Remote]) -> No
     assert await frames_after(remote, 1) == [Frame(Opcode.PONG, b"pong")]
 
 
+async def test_pong_unsupported_type(pair: tuple[ClientConnection, Remote]) -> None:
+    """pong raises TypeError when called with an unsupported type."""
+    connection, _ = pair
+    with pytest.raises(TypeError):
+        await connection.pong([])  # type: ignore[arg-type]
+
+
 # keepalive (newer upstream versions)
 
 async def test_keepalive() -> None:
@@ -589,13 +642,48 @@ async def test_keepalive() -> None:
 async def test_keepalive_times_out() -> None:
     """keepalive closes the connection if ping_timeout elapses."""
     async with Remote() as remote:
-        async with connect(remote.url, ping_interval=5 * MS, ping_timeout=5 * MS) as connection:
-            await asyncio.wait_for(remote.connected.wait(), 5)
-            remote.stop_reading()  # pings are never answered
+        remote.set_answer_pings(False)
+        async with connect(remote.url, ping_interval=4 * MS, ping_timeout=2 * MS) as connection:
             with pytest.raises(ConnectionClosedError) as raised:
                 await asyncio.wait_for(connection.recv(), 5)
+            assert connection.state.name == "CLOSED"
             assert raised.value.sent is not None
             assert (raised.value.sent.code, raised.value.sent.reason) == (1011, "keepalive ping timeout")
+
+
+async def test_keepalive_ignores_timeout() -> None:
+    """keepalive ignores timeouts if ping_timeout isn't set."""
+    async with Remote() as remote:
+        remote.set_answer_pings(False)
+        async with connect(remote.url, ping_interval=4 * MS, ping_timeout=None) as connection:
+            await asyncio.sleep(20 * MS)
+            assert connection.state.name == "OPEN"
+            assert sum(f.opcode is Opcode.PING for f in remote.frames) == 1  # one at a time
+
+
+async def test_keepalive_terminates_while_sleeping() -> None:
+    """keepalive task terminates while waiting to send a ping."""
+    async with Remote() as remote:
+        connection = await connect(remote.url, ping_interval=30 * MS)
+        await asyncio.sleep(MS)
+        task = connection._keepalive_task
+        assert task is not None and not task.done()
+        await connection.close()
+        await asyncio.sleep(0)
+        assert task.done()
+
+
+async def test_keepalive_terminates_while_waiting_for_pong() -> None:
+    """keepalive task terminates while waiting to receive a pong."""
+    async with Remote() as remote:
+        remote.set_answer_pings(False)
+        connection = await connect(remote.url, ping_interval=MS, ping_timeout=40 * MS)
+        await asyncio.sleep(5 * MS)
+        task = connection._keepalive_task
+        assert task is not None and not task.done()
+        await connection.close()
+        await asyncio.sleep(0)
+        assert task.done()
 
 
 async def test_keepalive_interval_below_timeout() -> None:
@@ -624,6 +712,24 @@ async def test_remote_address(pair: tuple[ClientConnection, Remote]) -> None:
     """Connection provides a remote_address attribute."""
     connection, remote = pair
     assert connection.remote_address == remote.server.sockets[0].getsockname()
+
+
+async def test_state(pair: tuple[ClientConnection, Remote]) -> None:
+    """Connection has a state attribute."""
+    connection, _ = pair
+    assert connection.state is State.OPEN
+
+
+async def test_close_code(pair: tuple[ClientConnection, Remote]) -> None:
+    """Connection has a close_code attribute."""
+    connection, _ = pair
+    assert connection.close_code is None
+
+
+async def test_close_reason(pair: tuple[ClientConnection, Remote]) -> None:
+    """Connection has a close_reason attribute."""
+    connection, _ = pair
+    assert connection.close_reason is None
 
 
 async def test_subprotocol(pair: tuple[ClientConnection, Remote]) -> None:

@@ -653,7 +653,7 @@ class ClientConnection:
         """Send a PING; return a future that gives the round trip in seconds when the
         PONG arrives (``latency`` is updated). With ``data``, a PING carrying it goes
         out followed by an empty one that picows times (the wire shows two PINGs)."""
-        payload = data.encode() if isinstance(data, str) else (None if data is None else bytes(data))
+        payload = None if data is None else _control_payload(data, "ping")
         if payload is not None and payload in self._pings:
             raise ConcurrencyError("already waiting for a pong with the same data")
         transport = await self._writable()
@@ -686,8 +686,9 @@ class ClientConnection:
 
     async def pong(self, data: DataLike = b"") -> None:
         """Send an unsolicited PONG (a unidirectional heartbeat)."""
+        payload = _control_payload(data, "pong")
         transport = await self._writable()
-        transport.send_pong(data.encode() if isinstance(data, str) else bytes(data))
+        transport.send_pong(payload)
 
     async def _keepalive(self) -> None:
         """websockets' keepalive: a PING every ``ping_interval``; no PONG within
@@ -750,6 +751,15 @@ class ClientConnection:
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         # As websockets: an exception out of the block closes with 1011.
         await self.close(1000 if exc_type is None else 1011)
+
+
+def _control_payload(data: DataLike, what: str) -> bytes:
+    """A PING/PONG payload from str (UTF-8) or bytes-like; anything else is a TypeError."""
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"{what} data must be str or bytes-like, not {type(data).__name__}")
 
 
 async def _aiter_sync(items: Iterable[DataLike]) -> AsyncIterator[DataLike]:
