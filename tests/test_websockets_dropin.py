@@ -398,6 +398,23 @@ async def test_slow_reader_in_drop_mode_sees_the_newest() -> None:
             assert ws.queue_size <= 50 and ws.dropped > 0 and read > 0
 
 
+async def test_pause_mode_answers_test_requests_once_reading_resumes() -> None:
+    """With ``overflow="pause"`` a test_request waits in the kernel while reading is
+    paused, and is answered as soon as the reader has caught up enough to resume."""
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1)) as emu:
+        async with drop_in.connect(emu.url, max_queue=(200, 50), max_queue_bytes=None) as ws:
+            await wait_until(lambda: len(emu.connections) > 0)
+            flood = asyncio.create_task(emu.faults.flood(count=5_000, test_request_every=100, timeout=20))
+            await wait_until(lambda: ws.queue_pauses > 0)
+            answered_while_paused = ws.heartbeat_stats.replies_sent
+            for _ in range(5_000):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            result = await flood
+            assert len(result.rtts_ns) == result.test_requests == 50
+            assert ws.heartbeat_stats.replies_sent == 50 > answered_while_paused
+            assert ws.dropped == 0 and ws.queue_peak < 5_000
+
+
 def test_queue_bound_arguments_are_checked() -> None:
     with pytest.raises(ValueError):
         drop_in.connect("ws://localhost/", max_queue_bytes=0)
