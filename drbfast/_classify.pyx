@@ -22,7 +22,8 @@ from libc.string cimport memcmp
 from libc.stdint cimport int64_t
 
 from drbfast._classify cimport (ClassifyResult, K_OTHER, K_HEARTBEAT, K_TEST_REQUEST,
-                                K_TEST_REPLY, K_UNKNOWN)
+                                K_TEST_REPLY, K_UNKNOWN, L_UNKNOWN, L_PRIORITY, L_ORDERED,
+                                L_CONFLATE, L_BOOK)
 
 ctypedef unsigned char uchar
 
@@ -50,6 +51,11 @@ DEF HB_LEN = 68
 # Every live response and notification starts with this (PROTOCOL.md 2, 4.1).
 cdef const char* JSONRPC_PREFIX = b'{"jsonrpc":"2.0",'
 DEF JSONRPC_PREFIX_LEN = 17
+
+# A notification in Deribit's production layout (PROTOCOL.md 4.1: jsonrpc, method,
+# params; channel before data): the channel name starts right after these 62 bytes.
+cdef const char* SUB_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
+DEF SUB_PREFIX_LEN = 62
 
 cdef const char* ENGINE_PREFIX = b'~drbfast~'   # drbfast.frames.ENGINE_ID_PREFIX
 DEF ENGINE_PREFIX_LEN = 9
@@ -442,6 +448,16 @@ cdef inline int raw_word(const uchar* p, const uchar* end, const char* word, int
     return end - p > n and p[n] == 34 and memcmp(p, word, n) == 0
 
 
+cdef inline const uchar* after_colon(const uchar* p, const uchar* end) noexcept nogil:
+    """p is just after an object key: skip ':' and the whitespace around it; return the
+    start of the value, or NULL if there is no ':' or nothing after it."""
+    p = skip_ws(p, end)
+    if p >= end or p[0] != 58:
+        return NULL
+    p = skip_ws(p + 1, end)
+    return p if p < end else NULL
+
+
 cdef const uchar* scan_params(const uchar* p, const uchar* end, int* ptype,
                               int* status) noexcept nogil:
     """p is just after the '{' of params. Validate the object; *ptype is set from its
@@ -466,11 +482,8 @@ cdef const uchar* scan_params(const uchar* p, const uchar* end, int* ptype,
             p = str_token(p, end, buf, &txt, &n)
             if p == NULL:
                 return NULL
-        p = skip_ws(p, end)
-        if p >= end or p[0] != 58:
-            return NULL
-        p = skip_ws(p + 1, end)
-        if p >= end:
+        p = after_colon(p, end)
+        if p == NULL:
             return NULL
         if not seen_type and n == 4 and memcmp(txt, b"type", 4) == 0:
             seen_type = True
@@ -632,6 +645,125 @@ cdef int scan_general(const uchar* p, const uchar* end, ClassifyResult* out) noe
     return K_OTHER
 
 
+# ---------------------------------------------------------------- lanes (OTHER only)
+#
+# The rule (drbfast.oracle.lane_reference): a valid object whose first "method" is
+# "subscription" with an object "params" whose first "channel" is a string goes by its
+# channel (channel_lane); any other object with a "method", or anything that is not a
+# valid JSON object, is ORDERED with no channel; an object with an "id" and no "method"
+# (a reply) is PRIORITY. The fast matcher decides the two layouts Deribit sends for
+# nearly everything (a numeric-id reply, a production notification) in the same pass;
+# anything else is L_UNKNOWN and the listener asks the oracle.
+
+cdef inline bint has_prefix(const char* c, Py_ssize_t n, const char* word, Py_ssize_t k) noexcept nogil:
+    return n >= k and memcmp(c, word, k) == 0
+
+
+cdef int channel_lane(const char* c, Py_ssize_t n) noexcept nogil:
+    """The lane of a notification on channel c[0:n] (Deribit's channel names)."""
+    if has_prefix(c, n, b"user.", 5):
+        return L_PRIORITY       # private: orders, trades, portfolio, changes, ...
+    if has_prefix(c, n, b"book.", 5):
+        return L_BOOK
+    # Latest-value channels: each message carries the whole current value, so only the
+    # newest one matters. (incremental_ticker sends changed fields only: not one.
+    # platform_state carries one price_index per message: not one either.)
+    if (has_prefix(c, n, b"ticker.", 7) or has_prefix(c, n, b"quote.", 6)
+            or has_prefix(c, n, b"markprice.", 10) or has_prefix(c, n, b"perpetual.", 10)
+            or has_prefix(c, n, b"deribit_price_index.", 20)
+            or has_prefix(c, n, b"deribit_price_ranking.", 22)
+            or has_prefix(c, n, b"deribit_price_statistics.", 25)
+            or has_prefix(c, n, b"deribit_volatility_index.", 25)
+            or has_prefix(c, n, b"estimated_expiration_price.", 27)):
+        return L_CONFLATE
+    return L_ORDERED
+
+
+cdef const uchar* finish_object(const uchar* p, const uchar* end, int* status,
+                                bint* saw_method) noexcept nogil:
+    """p is just after a member value inside an object: validate the remaining members
+    and the closing brace; return the byte after it, NULL if invalid or deferred. With
+    saw_method not NULL, set it if a remaining key is "method" (escapes decoded)."""
+    cdef char buf[DECODE_CAP]
+    cdef const char* txt
+    cdef int n
+    while True:
+        p = skip_ws(p, end)
+        if p >= end:
+            return NULL
+        if p[0] == 125:
+            return p + 1
+        if p[0] != 44:
+            return NULL
+        p = skip_ws(p + 1, end)
+        if p >= end or p[0] != 34:
+            return NULL
+        if saw_method != NULL:
+            p = str_token(p + 1, end, buf, &txt, &n)
+            if p != NULL and n == 6 and memcmp(txt, b"method", 6) == 0:
+                saw_method[0] = True
+        else:
+            p = skip_string(p + 1, end)
+        if p == NULL:
+            return NULL
+        p = after_colon(p, end)
+        if p == NULL:
+            return NULL
+        p = skip_member_value(p, end, status)
+        if p == NULL:
+            return NULL
+
+
+cdef inline void lane_of_rest(const uchar* p, const uchar* end, int nested, int status,
+                              int lane, ClassifyResult* out) noexcept nogil:
+    """p is just after a member value at nesting `nested` (1: top level, 2: inside
+    params); `status` is what scanning up to p found. Sets out.lane to `lane` if the
+    whole message is valid JSON; to ORDERED if it is not (the oracle's answer for
+    invalid JSON); to L_UNKNOWN if a value deferred, or if a reply also has a "method"
+    key (rare: the oracle decides)."""
+    cdef bint saw_method = False
+    if nested == 2:
+        p = finish_object(p, end, &status, NULL)
+        if p != NULL:
+            p = finish_object(p, end, &status, NULL)
+    else:
+        p = finish_object(p, end, &status, &saw_method)
+    if p != NULL:
+        p = skip_ws(p, end)
+    if status == ST_DEFER:
+        out.lane = L_UNKNOWN
+        out.chan_len = 0
+    elif p == NULL or p != end:
+        out.lane = L_ORDERED
+        out.chan_len = 0
+    elif saw_method:
+        out.lane = L_UNKNOWN
+    else:
+        out.lane = lane
+
+
+cdef void reply_lane(const uchar* v, const uchar* end, ClassifyResult* out) noexcept nogil:
+    """v is at the numeric id of {"jsonrpc":"2.0","id":<number>: a reply, PRIORITY,
+    if the rest is valid and has no "method" key."""
+    cdef int status = ST_OK
+    v = scan_number(v, end, &status)
+    if v == NULL:
+        out.lane = L_UNKNOWN if status == ST_DEFER else L_ORDERED
+        return
+    lane_of_rest(v, end, 1, status, L_PRIORITY, out)
+
+
+cdef void notification_lane(const uchar* base, const uchar* end, ClassifyResult* out) noexcept nogil:
+    """The data starts with SUB_PREFIX: the channel name is the plain run after it."""
+    cdef const uchar* c = base + SUB_PREFIX_LEN
+    cdef const uchar* q = plain_run(c, end)
+    if q >= end or q[0] != 34:
+        return      # an escape or non-ASCII in the name, or truncated: L_UNKNOWN
+    out.chan_off = c - base
+    out.chan_len = q - c
+    lane_of_rest(q + 1, end, 2, ST_OK, channel_lane(<const char*>c, q - c), out)
+
+
 cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) noexcept nogil:
     cdef const uchar* p = <const uchar*>data
     cdef const uchar* end = p + size
@@ -640,6 +772,9 @@ cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) no
     out.kind = K_OTHER
     out.is_error = 0
     out.seq = -1
+    out.lane = L_UNKNOWN
+    out.chan_off = 0
+    out.chan_len = 0
     # 1. Production heartbeat frames, byte for byte.
     if size == TR_LEN:
         if memcmp(data, TR_PROD, TR_LEN) == 0 or memcmp(data, TR_DOCS, TR_LEN) == 0:
@@ -655,6 +790,7 @@ cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) no
         if v[0] == 34 and v[1] == b'i' and v[2] == b'd' and v[3] == 34 and v[4] == 58:
             # "id": with a number (every user request) -> OTHER. A string may be ours.
             if v[5] == 45 or (v[5] >= 48 and v[5] <= 57):
+                reply_lane(v + 5, end, out)
                 return K_OTHER
         elif size > JSONRPC_PREFIX_LEN + 20 and memcmp(v, b'"method":"', 10) == 0:
             # Compare the method value with heartbeat" until the first difference; a
@@ -664,6 +800,8 @@ cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) no
                 if v[i] == 92:
                     break
                 if v[i] != (<const uchar*>b'heartbeat"')[i]:
+                    if size > SUB_PREFIX_LEN and memcmp(data, SUB_PREFIX, SUB_PREFIX_LEN) == 0:
+                        notification_lane(p, end, out)
                     return K_OTHER
     # 3. Anything else: the strict scanner.
     out.kind = scan_general(p, end, out)
@@ -683,10 +821,32 @@ cdef extern from *:
     """
     const char* launder "drbfast_launder"(const char* p) noexcept nogil
 
-from drbfast.kinds import Kind
-from drbfast.oracle import classify_reference
+from drbfast.kinds import Kind, Lane
+from drbfast.oracle import classify_reference, lane_reference
 
 cdef tuple _KINDS = (Kind.OTHER, Kind.HEARTBEAT, Kind.TEST_REQUEST, Kind.TEST_REPLY, Kind.UNKNOWN)
+cdef tuple _LANES = (Lane.UNKNOWN, Lane.PRIORITY, Lane.ORDERED, Lane.CONFLATE, Lane.BOOK)
+
+
+def classify_lane(payload: bytes):
+    """``(kind, lane, channel)`` from the fast matcher: ``lane`` is ``Lane.UNKNOWN``
+    unless ``kind`` is OTHER and the fast matcher decided it; ``channel`` is the
+    channel slice (``str``) or None."""
+    cdef ClassifyResult r
+    classify_msg(<const char*>payload, len(payload), &r)
+    channel = None
+    if r.chan_len > 0 and r.lane != L_UNKNOWN:
+        channel = payload[r.chan_off:r.chan_off + r.chan_len].decode("ascii")
+    return _KINDS[r.kind], _LANES[r.lane], channel
+
+
+def lane_exact(payload: bytes):
+    """``(lane, channel)`` of a message the listener delivers: the fast matcher, then
+    the oracle when it could not decide (``channel`` is "" without one)."""
+    kind, lane, channel = classify_lane(payload)
+    if lane == Lane.UNKNOWN:
+        return lane_reference(payload)
+    return lane, channel if channel is not None else ""
 
 
 def classify(payload):

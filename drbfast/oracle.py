@@ -10,6 +10,14 @@ occurrence of a duplicated key wins, as in a streaming reader):
 3. ``method`` is ``"heartbeat"`` and ``params`` is an object whose ``type`` is
    ``"test_request"`` or ``"heartbeat"``: TEST_REQUEST or HEARTBEAT;
 4. anything else: OTHER.
+
+The lane of a message the listener delivers (:func:`lane_reference`, same parse):
+
+1. an object whose first ``method`` is ``"subscription"``, with an object ``params``
+   whose first ``channel`` is a string: the channel's lane (:func:`channel_lane`);
+2. any other object with a ``method``: ORDERED, no channel;
+3. an object with an ``id`` (and no ``method``): PRIORITY, no channel (a reply);
+4. anything else (not JSON, not an object, neither key): ORDERED, no channel.
 """
 
 from __future__ import annotations
@@ -18,9 +26,18 @@ import json
 from typing import Any
 
 from .frames import ENGINE_ID_PREFIX
-from .kinds import Kind
+from .kinds import Kind, Lane
 
-__all__ = ["classify_reference", "parse_first_wins"]
+__all__ = ["CONFLATED_PREFIXES", "channel_lane", "classify_reference", "lane_reference", "parse_first_wins"]
+
+#: Latest-value channels (each message is the whole current value): conflated.
+#: Not incremental_ticker (changed fields only), not platform_state (one index per
+#: message, PROTOCOL.md 4.2).
+CONFLATED_PREFIXES = (
+    "ticker.", "quote.", "markprice.", "perpetual.", "deribit_price_index.",
+    "deribit_price_ranking.", "deribit_price_statistics.", "deribit_volatility_index.",
+    "estimated_expiration_price.",
+)
 
 
 def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -71,3 +88,35 @@ def classify_reference(payload: bytes) -> Kind:
             if kind == "heartbeat":
                 return Kind.HEARTBEAT
     return Kind.OTHER
+
+
+def channel_lane(channel: str) -> Lane:
+    """The lane of a notification on ``channel``."""
+    if channel.startswith("user."):
+        return Lane.PRIORITY
+    if channel.startswith("book."):
+        return Lane.BOOK
+    if channel.startswith(CONFLATED_PREFIXES):
+        return Lane.CONFLATE
+    return Lane.ORDERED
+
+
+def lane_reference(payload: bytes) -> tuple[Lane, str]:
+    """``(lane, channel)`` by the lane rules above; channel is "" when there is none.
+    Never returns UNKNOWN."""
+    try:
+        msg = parse_first_wins(payload)
+    except (ValueError, RecursionError):
+        return Lane.ORDERED, ""
+    if not isinstance(msg, dict):
+        return Lane.ORDERED, ""
+    if "method" in msg:
+        params = msg.get("params")
+        if msg["method"] == "subscription" and isinstance(params, dict):
+            channel = params.get("channel")
+            if isinstance(channel, str):
+                return channel_lane(channel), channel
+        return Lane.ORDERED, ""
+    if "id" in msg:
+        return Lane.PRIORITY, ""
+    return Lane.ORDERED, ""
