@@ -647,121 +647,60 @@ cdef int scan_general(const uchar* p, const uchar* end, ClassifyResult* out) noe
 
 # ---------------------------------------------------------------- lanes (OTHER only)
 #
-# The rule (drbfast.oracle.lane_reference): a valid object whose first "method" is
-# "subscription" with an object "params" whose first "channel" is a string goes by its
-# channel (channel_lane); any other object with a "method", or anything that is not a
-# valid JSON object, is ORDERED with no channel; an object with an "id" and no "method"
-# (a reply) is PRIORITY. The fast matcher decides the two layouts Deribit sends for
-# nearly everything (a numeric-id reply, a production notification) in the same pass;
-# anything else is L_UNKNOWN and the listener asks the oracle.
+# The rule (drbfast.oracle.lane_reference). Deribit's two production layouts decide by
+# their first bytes, whatever follows (the listener only queues a message; the
+# consumer's parser is the one that rejects invalid JSON):
+#   {"jsonrpc":"2.0","method":"subscription","params":{"channel":"<plain ASCII>"
+#       -> the channel's lane (channel_lane), the channel a slice of the buffer;
+#   {"jsonrpc":"2.0","id":<digit or ->  -> PRIORITY (a reply).
+# Any other layout goes by a full parse (the oracle): a subscription with a string
+# channel -> its lane; another method -> ORDERED; an id -> PRIORITY; else ORDERED.
+# The fast matcher leaves those L_UNKNOWN and the listener asks the oracle.
 
 cdef inline bint has_prefix(const char* c, Py_ssize_t n, const char* word, Py_ssize_t k) noexcept nogil:
     return n >= k and memcmp(c, word, k) == 0
 
 
 cdef int channel_lane(const char* c, Py_ssize_t n) noexcept nogil:
-    """The lane of a notification on channel c[0:n] (Deribit's channel names)."""
-    if has_prefix(c, n, b"user.", 5):
-        return L_PRIORITY       # private: orders, trades, portfolio, changes, ...
-    if has_prefix(c, n, b"book.", 5):
-        return L_BOOK
+    """The lane of a notification on channel c[0:n] (Deribit's channel names),
+    dispatched on the first byte: one or two memcmp per channel."""
+    if n < 5:
+        return L_ORDERED
+    cdef char first = c[0]
+    if first == b'u':
+        return L_PRIORITY if has_prefix(c, n, b"user.", 5) else L_ORDERED  # orders, trades, portfolio, changes...
+    if first == b'b':
+        return L_BOOK if has_prefix(c, n, b"book.", 5) else L_ORDERED
     # Latest-value channels: each message carries the whole current value, so only the
     # newest one matters. (incremental_ticker sends changed fields only: not one.
     # platform_state carries one price_index per message: not one either.)
-    if (has_prefix(c, n, b"ticker.", 7) or has_prefix(c, n, b"quote.", 6)
-            or has_prefix(c, n, b"markprice.", 10) or has_prefix(c, n, b"perpetual.", 10)
-            or has_prefix(c, n, b"deribit_price_index.", 20)
-            or has_prefix(c, n, b"deribit_price_ranking.", 22)
-            or has_prefix(c, n, b"deribit_price_statistics.", 25)
-            or has_prefix(c, n, b"deribit_volatility_index.", 25)
-            or has_prefix(c, n, b"estimated_expiration_price.", 27)):
-        return L_CONFLATE
+    if first == b't':
+        return L_CONFLATE if has_prefix(c, n, b"ticker.", 7) else L_ORDERED
+    if first == b'q':
+        return L_CONFLATE if has_prefix(c, n, b"quote.", 6) else L_ORDERED
+    if first == b'm':
+        return L_CONFLATE if has_prefix(c, n, b"markprice.", 10) else L_ORDERED
+    if first == b'p':
+        return L_CONFLATE if has_prefix(c, n, b"perpetual.", 10) else L_ORDERED
+    if first == b'e':
+        return L_CONFLATE if has_prefix(c, n, b"estimated_expiration_price.", 27) else L_ORDERED
+    if first == b'd' and has_prefix(c, n, b"deribit_", 8):
+        if (has_prefix(c + 8, n - 8, b"price_index.", 12) or has_prefix(c + 8, n - 8, b"price_ranking.", 14)
+                or has_prefix(c + 8, n - 8, b"price_statistics.", 17)
+                or has_prefix(c + 8, n - 8, b"volatility_index.", 17)):
+            return L_CONFLATE
     return L_ORDERED
 
 
-cdef const uchar* finish_object(const uchar* p, const uchar* end, int* status,
-                                bint* saw_method) noexcept nogil:
-    """p is just after a member value inside an object: validate the remaining members
-    and the closing brace; return the byte after it, NULL if invalid or deferred. With
-    saw_method not NULL, set it if a remaining key is "method" (escapes decoded)."""
-    cdef char buf[DECODE_CAP]
-    cdef const char* txt
-    cdef int n
-    while True:
-        p = skip_ws(p, end)
-        if p >= end:
-            return NULL
-        if p[0] == 125:
-            return p + 1
-        if p[0] != 44:
-            return NULL
-        p = skip_ws(p + 1, end)
-        if p >= end or p[0] != 34:
-            return NULL
-        if saw_method != NULL:
-            p = str_token(p + 1, end, buf, &txt, &n)
-            if p != NULL and n == 6 and memcmp(txt, b"method", 6) == 0:
-                saw_method[0] = True
-        else:
-            p = skip_string(p + 1, end)
-        if p == NULL:
-            return NULL
-        p = after_colon(p, end)
-        if p == NULL:
-            return NULL
-        p = skip_member_value(p, end, status)
-        if p == NULL:
-            return NULL
-
-
-cdef inline void lane_of_rest(const uchar* p, const uchar* end, int nested, int status,
-                              int lane, ClassifyResult* out) noexcept nogil:
-    """p is just after a member value at nesting `nested` (1: top level, 2: inside
-    params); `status` is what scanning up to p found. Sets out.lane to `lane` if the
-    whole message is valid JSON; to ORDERED if it is not (the oracle's answer for
-    invalid JSON); to L_UNKNOWN if a value deferred, or if a reply also has a "method"
-    key (rare: the oracle decides)."""
-    cdef bint saw_method = False
-    if nested == 2:
-        p = finish_object(p, end, &status, NULL)
-        if p != NULL:
-            p = finish_object(p, end, &status, NULL)
-    else:
-        p = finish_object(p, end, &status, &saw_method)
-    if p != NULL:
-        p = skip_ws(p, end)
-    if status == ST_DEFER:
-        out.lane = L_UNKNOWN
-        out.chan_len = 0
-    elif p == NULL or p != end:
-        out.lane = L_ORDERED
-        out.chan_len = 0
-    elif saw_method:
-        out.lane = L_UNKNOWN
-    else:
-        out.lane = lane
-
-
-cdef void reply_lane(const uchar* v, const uchar* end, ClassifyResult* out) noexcept nogil:
-    """v is at the numeric id of {"jsonrpc":"2.0","id":<number>: a reply, PRIORITY,
-    if the rest is valid and has no "method" key."""
-    cdef int status = ST_OK
-    v = scan_number(v, end, &status)
-    if v == NULL:
-        out.lane = L_UNKNOWN if status == ST_DEFER else L_ORDERED
-        return
-    lane_of_rest(v, end, 1, status, L_PRIORITY, out)
-
-
-cdef void notification_lane(const uchar* base, const uchar* end, ClassifyResult* out) noexcept nogil:
+cdef inline void notification_lane(const uchar* base, const uchar* end, ClassifyResult* out) noexcept nogil:
     """The data starts with SUB_PREFIX: the channel name is the plain run after it."""
     cdef const uchar* c = base + SUB_PREFIX_LEN
     cdef const uchar* q = plain_run(c, end)
     if q >= end or q[0] != 34:
-        return      # an escape or non-ASCII in the name, or truncated: L_UNKNOWN
+        return      # an escape or non-ASCII in the name, or truncated: the oracle decides
     out.chan_off = c - base
     out.chan_len = q - c
-    lane_of_rest(q + 1, end, 2, ST_OK, channel_lane(<const char*>c, q - c), out)
+    out.lane = channel_lane(<const char*>c, q - c)
 
 
 cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) noexcept nogil:
@@ -790,7 +729,7 @@ cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) no
         if v[0] == 34 and v[1] == b'i' and v[2] == b'd' and v[3] == 34 and v[4] == 58:
             # "id": with a number (every user request) -> OTHER. A string may be ours.
             if v[5] == 45 or (v[5] >= 48 and v[5] <= 57):
-                reply_lane(v + 5, end, out)
+                out.lane = L_PRIORITY   # a reply to a (numeric-id) request
                 return K_OTHER
         elif size > JSONRPC_PREFIX_LEN + 20 and memcmp(v, b'"method":"', 10) == 0:
             # Compare the method value with heartbeat" until the first difference; a

@@ -11,7 +11,18 @@ occurrence of a duplicated key wins, as in a streaming reader):
    ``"test_request"`` or ``"heartbeat"``: TEST_REQUEST or HEARTBEAT;
 4. anything else: OTHER.
 
-The lane of a message the listener delivers (:func:`lane_reference`, same parse):
+The lane of a message the listener delivers (:func:`lane_reference`). Deribit's two
+production layouts are decided by their first bytes, whatever follows (the listener
+only queues a message; validating it would cost microseconds per message, and the
+consumer's parser rejects invalid JSON anyway):
+
+0. ``{"jsonrpc":"2.0","method":"subscription","params":{"channel":"`` then a channel of
+   plain printable ASCII (no ``"`` or ``\\``) and its closing quote: the channel's lane;
+   ``{"jsonrpc":"2.0","id":`` then a digit or ``-``: PRIORITY (a reply).
+
+Any other layout goes by the parse (:func:`lane_parsed`), which agrees with rule 0 on
+every valid message that does not carry both an ``id`` and a ``method`` (Deribit sends
+none):
 
 1. an object whose first ``method`` is ``"subscription"``, with an object ``params``
    whose first ``channel`` is a string: the channel's lane (:func:`channel_lane`);
@@ -23,12 +34,13 @@ The lane of a message the listener delivers (:func:`lane_reference`, same parse)
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .frames import ENGINE_ID_PREFIX
 from .kinds import Kind, Lane
 
-__all__ = ["CONFLATED_PREFIXES", "channel_lane", "classify_reference", "lane_reference", "parse_first_wins"]
+__all__ = ["CONFLATED_PREFIXES", "channel_lane", "classify_reference", "lane_parsed", "lane_reference", "parse_first_wins"]
 
 #: Latest-value channels (each message is the whole current value): conflated.
 #: Not incremental_ticker (changed fields only), not platform_state (one index per
@@ -101,9 +113,25 @@ def channel_lane(channel: str) -> Lane:
     return Lane.ORDERED
 
 
+# Rule 0: the production layouts (PROTOCOL.md 4.1; every live response and notification).
+_PROD_NOTIFICATION = re.compile(rb'\{"jsonrpc":"2\.0","method":"subscription","params":\{"channel":"([\x20\x21\x23-\x5b\x5d-\x7f]*)"')
+_PROD_REPLY = re.compile(rb'\{"jsonrpc":"2\.0","id":[-0-9]')
+
+
 def lane_reference(payload: bytes) -> tuple[Lane, str]:
     """``(lane, channel)`` by the lane rules above; channel is "" when there is none.
     Never returns UNKNOWN."""
+    m = _PROD_NOTIFICATION.match(payload)
+    if m:
+        channel = m.group(1).decode("ascii")
+        return channel_lane(channel), channel
+    if _PROD_REPLY.match(payload):
+        return Lane.PRIORITY, ""
+    return lane_parsed(payload)
+
+
+def lane_parsed(payload: bytes) -> tuple[Lane, str]:
+    """``(lane, channel)`` by rules 1-4 (a full parse, whatever the layout)."""
     try:
         msg = parse_first_wins(payload)
     except (ValueError, RecursionError):

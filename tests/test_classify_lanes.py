@@ -5,7 +5,8 @@ matcher sorts as OTHER, ``classify_lane`` returns the oracle's ``(lane, channel)
 (``drbfast.oracle.lane_reference``) or ``Lane.UNKNOWN``; never a wrong lane or channel.
 ``lane_exact`` (fast, then the oracle) always equals the oracle. The layouts Deribit
 really sends (a numeric-id reply, a notification with jsonrpc, method, params, channel
-first) never need the oracle.
+first) never need the oracle; they are decided by their first bytes (rule 0), and on
+valid messages rule 0 agrees with the parse (``lane_parsed``), which is checked here too.
 
 Evidence: every captured sample, hand-written cases with their answer written out (so
 the oracle is checked too), the generated corpora of test_classify.py, notifications in
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 
 from drbfast._classify import classify_lane, lane_exact
 from drbfast.kinds import Kind, Lane
-from drbfast.oracle import channel_lane, lane_reference
+from drbfast.oracle import channel_lane, lane_parsed, lane_reference
 
 from .test_classify import INTERESTING, examples, gen_payload
 
@@ -99,26 +100,32 @@ CASES: list[tuple[str, bytes, tuple[Lane, str]]] = [
     ("reply_float_id", REPLY.replace(b'"id":7', b'"id":7.5e3'), (P, "")),
     ("reply_error", b'{"jsonrpc":"2.0","id":3,"error":{"code":10028,"message":"too_many_requests"}}', (P, "")),
     ("reply_string_id", b'{"jsonrpc":"2.0","id":"mine","result":1}', (P, "")),
-    ("reply_with_method", b'{"jsonrpc":"2.0","id":7,"result":1,"method":"subscription","params":{"channel":"book.x"}}', (BK, "book.x")),
-    ("reply_with_escaped_method", b'{"jsonrpc":"2.0","id":7,"result":1,"\\u006dethod":"x"}', (OR, "")),
-    ("reply_truncated", REPLY[:-1], (OR, "")),
-    ("reply_trailing_garbage", REPLY + b"x", (OR, "")),
-    ("reply_trailing_ws", REPLY + b" \n", (P, "")),
-    ("reply_bad_number", REPLY.replace(b'"id":7', b'"id":07'), (OR, "")),
-    ("reply_huge_int", REPLY.replace(b'"id":7', b'"id":' + b"9" * 5000), (OR, "")),
-    ("reply_deep", REPLY.replace(b'"result":{"method":"x"}', b'"result":' + b"[" * 300 + b"]" * 300), (P, "")),
-    ("note_truncated", notification("user.orders.x", {"a": 1})[:-2], (OR, "")),
-    ("note_trailing_comma", notification("ticker.x", 1)[:-2] + b",}}", (OR, "")),
-    ("note_escaped_channel", SUB + b'user\\u002eorders","data":1}}', (P, "user.orders")),
-    ("note_escape_makes_book", SUB + b'\\u0062ook.x","data":1}}', (BK, "book.x")),
-    ("note_non_ascii_channel", SUB + 'ticker.é","data":1}}'.encode(), (CF, "ticker.é")),
-    ("note_invalid_utf8", SUB + b'ticker.\xff","data":1}}', (OR, "")),
+    ("reply_null_id", b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700}}', (P, "")),
+    ("reply_id_later", b'{"jsonrpc":"2.0","result":1,"id":5}', (P, "")),
+    # Rule 0 decides the production layouts by their first bytes, valid or not:
+    ("reply_with_method", b'{"jsonrpc":"2.0","id":7,"result":1,"method":"subscription","params":{"channel":"book.x"}}', (P, "")),
+    ("reply_truncated", REPLY[:-1], (P, "")),
+    ("reply_trailing_garbage", REPLY + b"x", (P, "")),
+    ("reply_bad_number", REPLY.replace(b'"id":7', b'"id":07'), (P, "")),
+    ("reply_bare_minus", b'{"jsonrpc":"2.0","id":-', (P, "")),
+    ("note_truncated", notification("user.orders.x", {"a": 1})[:-2], (P, "user.orders.x")),
+    ("note_trailing_comma", notification("ticker.x", 1)[:-2] + b",}}", (CF, "ticker.x")),
+    ("note_data_huge_int", SUB + b'trades.x","data":' + b"1" * 5000 + b"}}", (OR, "trades.x")),
+    ("note_only_the_channel", SUB + b'book.x"', (BK, "book.x")),
+    ("note_with_id", SUB + b'book.x","data":1},"id":5}', (BK, "book.x")),
     ("note_duplicate_channel", SUB + b'user.x","channel":"trades.y","data":1}}', (P, "user.x")),
     ("note_duplicate_method", SUB + b'book.x","data":1},"method":"heartbeat"}', (BK, "book.x")),
     ("note_duplicate_params", SUB + b'book.x","data":1},"params":{"channel":"user.y"}}', (BK, "book.x")),
-    ("note_with_id", SUB + b'book.x","data":1},"id":5}', (BK, "book.x")),
-    ("note_data_deep", SUB + b'trades.x","data":' + b"[" * 300 + b"]" * 300 + b"}}", (OR, "trades.x")),
-    ("note_data_huge_int", SUB + b'trades.x","data":' + b"1" * 5000 + b"}}", (OR, "")),
+    ("note_del_in_channel", SUB + b'ticker.\x7f","data":1}}', (CF, "ticker.\x7f")),
+    ("note_empty_channel", SUB + b'","data":1}}', (OR, "")),
+    # Anything else goes by the parse:
+    ("note_unterminated_channel", SUB + b"user.x", (OR, "")),
+    ("note_escaped_channel", SUB + b'user\\u002eorders","data":1}}', (P, "user.orders")),
+    ("note_escape_makes_book", SUB + b'\\u0062ook.x","data":1}}', (BK, "book.x")),
+    ("note_escaped_invalid", SUB + b'\\u0062ook.x","data":}}', (OR, "")),
+    ("note_non_ascii_channel", SUB + 'ticker.é","data":1}}'.encode(), (CF, "ticker.é")),
+    ("note_invalid_utf8", SUB + b'ticker.\xff","data":1}}', (OR, "")),
+    ("note_control_char", SUB + b'ticker.\x01","data":1}}', (OR, "")),
     ("note_channel_not_string", b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":5,"data":1}}', (OR, "")),
     ("note_no_channel", b'{"jsonrpc":"2.0","method":"subscription","params":{"data":1}}', (OR, "")),
     ("note_params_not_object", b'{"jsonrpc":"2.0","method":"subscription","params":[1]}', (OR, "")),
@@ -126,6 +133,8 @@ CASES: list[tuple[str, bytes, tuple[Lane, str]]] = [
     ("note_data_first", b'{"jsonrpc":"2.0","method":"subscription","params":{"data":{},"channel":"user.x"}}', (P, "user.x")),
     ("note_params_first", b'{"params":{"channel":"book.x","data":[]},"method":"subscription","jsonrpc":"2.0"}', (BK, "book.x")),
     ("note_spaced", b'{ "jsonrpc" : "2.0", "method" : "subscription", "params" : { "channel" : "quote.x" } }', (CF, "quote.x")),
+    ("note_data_deep", b'{"method":"subscription","params":{"channel":"trades.x","data":' + b"[" * 300 + b"]" * 300 + b"}}", (OR, "trades.x")),
+    ("note_id_and_method", b'{"id":1,"method":"subscription","params":{"channel":"book.x"}}', (BK, "book.x")),
     ("not_json", b"hello", (OR, "")),
     ("array", b"[1,2]", (OR, "")),
     ("empty_object", b"{}", (OR, "")),
@@ -143,6 +152,7 @@ def test_every_truncation_of_a_notification() -> None:
     for i in range(len(full)):
         check(full[:i])
     assert classify_lane(full)[1] == BK
+    assert lane_parsed(full) == lane_reference(full)
 
 
 # ------------------------------------------------------------------ generated
