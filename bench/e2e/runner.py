@@ -51,7 +51,9 @@ def clients(loops: list[str], client_exe: Path) -> list[Client]:
     out = [Client("C floor", (str(client_exe),))]
     py = sys.executable
     mods = [
-        ("drbfast", "bench.e2e.clients.drbfast_client", ()),
+        # lanes off: every message delivered, as the peers do (with the lanes, a book
+        # flood that outruns the consumer is reset, and a rate would count skipped work)
+        ("drbfast", "bench.e2e.clients.drbfast_client", ("--lanes", "off")),
         ("picows+orjson", "bench.e2e.clients.picows_client", ("--codec", "orjson")),
         ("picows+json", "bench.e2e.clients.picows_client", ("--codec", "json")),
         ("websockets+orjson", "bench.e2e.clients.websockets_client", ("--codec", "orjson")),
