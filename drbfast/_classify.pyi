@@ -21,11 +21,12 @@ def bench_classify(payload: bytes, n: int) -> float:
 
 def classify_lane(payload: bytes) -> tuple[Kind, Lane, str | None]:
     """``(kind, lane, channel)`` from the fast matcher. ``lane`` is ``Lane.UNKNOWN``
-    unless ``kind`` is OTHER and the message has one of Deribit's production layouts (a
-    numeric-id reply, a notification that starts ``{"jsonrpc":"2.0","method":
-    "subscription","params":{"channel":"``); otherwise it equals
-    :func:`drbfast.oracle.lane_reference`. ``channel`` is the channel (a plain-ASCII
-    slice of the message) or None."""
+    unless ``kind`` is OTHER and the message starts with one of Deribit's production
+    layouts (a numeric-id reply; a notification that starts ``{"jsonrpc":"2.0","method":
+    "subscription","params":{"channel":"`` with a plain-ASCII channel), which decide by
+    their first bytes (the oracle's rule 0); otherwise it equals
+    :func:`drbfast.oracle.lane_reference`. ``channel`` is the channel (a slice of the
+    message) or None."""
 
 def lane_exact(payload: bytes) -> tuple[Lane, str]:
     """``(lane, channel)`` as the listener decides it: the fast matcher, then the oracle

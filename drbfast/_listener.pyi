@@ -69,7 +69,9 @@ class HeartbeatStats:
 
 OnMessage = Callable[[bytes, bool], object]
 #: ``on_drop(kind, channel, count)``: kind ``"book_reset"`` (resubscribe the book for a
-#: fresh snapshot) or ``"dropped"`` (ordered public data lost at the byte bound).
+#: fresh snapshot; count: the changes dropped) or ``"dropped"`` (public data lost at the
+#: byte bound; count: that channel's drops so far in the episode, usually 1). Called
+#: inside the receive callback, at most once per channel and kind per episode.
 OnDrop = Callable[[str, str, int], object]
 
 class FastListener(WSListener):
