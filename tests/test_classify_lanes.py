@@ -158,7 +158,7 @@ def test_every_truncation_of_a_notification() -> None:
 # ------------------------------------------------------------------ generated
 
 
-@examples(500)
+@examples(300)
 @given(st.integers(0, 2**64), st.lists(st.text(max_size=12), max_size=3))
 def test_generated_messages(seed: int, pool: list[str]) -> None:
     """The layout-varying generator of test_classify.py (heartbeats, replies,
@@ -169,7 +169,7 @@ def test_generated_messages(seed: int, pool: list[str]) -> None:
 
 def test_generated_corpus_deterministic() -> None:
     rng = random.Random(20261201)
-    for _ in range(5_000):
+    for _ in range(3_000):
         check(gen_payload(rng)[0])
 
 
@@ -197,7 +197,7 @@ def production_notification(draw: st.DrawFn) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-@examples(600)
+@examples(300)
 @given(production_notification())
 def test_production_notifications(payload: bytes) -> None:
     check(payload)
@@ -219,7 +219,7 @@ def mutated_notification(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@examples(1000)
+@examples(600)
 @given(mutated_notification())
 def test_mutated_notifications(payload: bytes) -> None:
     check(payload)
