@@ -261,6 +261,39 @@ async def test_ordered_data_is_dropped_oldest_first_at_the_byte_bound(raw_server
     await close(listener)
 
 
+async def test_priority_is_never_dropped_even_past_the_bound(raw_server: RawServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Replies alone over max_bytes: public data goes first; the replies are all kept
+    (the documented exception to the bound)."""
+    consumer = Consumer(cost=20e-6)
+    listener = await connect_raw(raw_server, consumer, slice_size=1, max_bytes=4000)
+    trades = [note("trades.X", i) for i in range(10)]
+    replies = [reply(i) for i in range(100)]
+    with caplog.at_level(logging.WARNING, logger="drbfast"):
+        write(raw_server, *trades, *replies)
+        await until(lambda: len([m for m in consumer.seen if m in replies]) == 100, "every reply")
+    assert [m for m in consumer.seen if m in replies] == replies
+    s = listener.stats
+    assert s.dropped >= 8, "the queued trades made room first"
+    assert s.queued_bytes_peak > 4000, "replies alone exceeded the bound"
+    await close(listener)
+
+
+async def test_other_layouts_are_laned_by_the_oracle(raw_server: RawServer) -> None:
+    """A notification not in Deribit's production layout (here spaced, channel after
+    data) gets its lane from the full parse: a private one overtakes queued trades."""
+    consumer = Consumer(cost=50e-6)
+    listener = await connect_raw(raw_server, consumer, slice_size=2)
+    spaced = b'{ "method": "subscription", "params": { "data": {"n": 1}, "channel": "user.orders.X" }, "jsonrpc": "2.0" }'
+    trades = [note("trades.X", i) for i in range(100)]
+    write(raw_server, *trades, spaced)
+    await until(lambda: spaced in consumer.seen, "the private message")
+    assert consumer.seen.index(spaced) <= 6, "delivered ahead of the queued trades"
+    await until(lambda: len(consumer.seen) == 101, "everything")
+    s = listener.stats
+    assert s.lane_slow_path == 1 and s.dropped == 0
+    await close(listener)
+
+
 async def test_rx_ns_and_delivery_delay(raw_server: RawServer) -> None:
     consumer = Consumer(cost=100e-6)
     listener = await connect_raw(raw_server, consumer, slice_size=2)
