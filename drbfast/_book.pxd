@@ -73,6 +73,10 @@ cdef class OrderBook:
     cdef readonly uint64_t other            # NOT_BOOK / OTHER_CHANNEL messages
     cdef readonly uint64_t resyncs          # times the book went from synced to resyncing
     cdef readonly uint64_t no_memory
+    cdef list top_cache                     # [bid, ask]: the last best-level tuple read
+    cdef double top_key[2]
+    cdef double top_amount[2]
+    cdef object best_level(self, int sd)
 
 # Apply one complete WebSocket text message (the whole JSON-RPC notification) read from
 # data[0:size]. rx_ns: receive time (CLOCK_MONOTONIC ns) recorded on success; 0 = now.

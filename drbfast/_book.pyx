@@ -672,6 +672,11 @@ cdef int scan_params(OrderBook b, const uchar** pp, const uchar* end, Meta* meta
     return SCAN_OK
 
 
+_NOTIF_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":'
+cdef const char* NOTIF_PREFIX = _NOTIF_PREFIX
+cdef Py_ssize_t NOTIF_PREFIX_LEN = len(_NOTIF_PREFIX)
+
+
 cdef int scan_message(OrderBook b, const uchar* p, const uchar* end, Meta* meta) noexcept:
     """Validate the notification and parse its data into b.ops/meta. SCAN_OK, or the
     BOOK_* status the message gets without being applied."""
@@ -683,16 +688,33 @@ cdef int scan_message(OrderBook b, const uchar* p, const uchar* end, Meta* meta)
     cdef int st
     b.oom = False
     p = ws(p, end)
-    if p < end and p[0] != 123:
+    if end - p >= NOTIF_PREFIX_LEN and memcmp(p, NOTIF_PREFIX, NOTIF_PREFIX_LEN) == 0:
+        # Every live notification starts with these exact bytes (PROTOCOL.md 4.1: the
+        # envelope keys come in jsonrpc, method, params order): three members at once,
+        # then params is read from its '{'.
+        seen_method = method_ok = seen_params = True
+        p = ws(p + NOTIF_PREFIX_LEN, end)
+        if p >= end:
+            return BOOK_PARSE_ERROR
+        if p[0] != 123:
+            return BOOK_NOT_BOOK         # params is not an object
+        st = scan_params(b, &p, end, meta, &seen_channel, &data_ok)
+        if st != SCAN_OK:
+            return BOOK_NO_MEMORY if b.oom else st
+        p = next_item(p, end, 125, &more)
+        if p == NULL:
+            return BOOK_PARSE_ERROR
+    elif p < end and p[0] != 123:
         # valid JSON but not an object is simply not a notification
         p = skip_value(p, end, 1)
         return BOOK_NOT_BOOK if p != NULL and ws(p, end) == end else BOOK_PARSE_ERROR
-    if p >= end:
+    elif p >= end:
         return BOOK_PARSE_ERROR
-    p = ws(p + 1, end)
-    if p < end and p[0] == 125:
-        more = False
-        p += 1
+    else:
+        p = ws(p + 1, end)
+        if p < end and p[0] == 125:
+            more = False
+            p += 1
     while more:
         p = member_key(p, end, &k, &kn)
         if p == NULL:
@@ -991,6 +1013,7 @@ cdef class OrderBook:
                 raise ValueError(f"channel must be printable ASCII without quotes or backslashes: {channel!r}")
         self.channel = channel
         self._chan = raw
+        self.top_cache = [None, None]
 
     def __dealloc__(self):
         cdef int i
@@ -1042,18 +1065,26 @@ cdef class OrderBook:
     @property
     def best_bid(self):
         """``(price, amount)`` of the best bid, or None."""
-        cdef Side* s = &self.side[0]
-        if s.n == 0:
-            return None
-        return (s.lv[s.n - 1].key, s.lv[s.n - 1].amount)
+        return self.best_level(0)
 
     @property
     def best_ask(self):
         """``(price, amount)`` of the best ask, or None."""
-        cdef Side* s = &self.side[1]
+        return self.best_level(1)
+
+    cdef object best_level(self, int sd):
+        # The tuple is kept while the top level is the same (a poll between two updates
+        # then costs two comparisons, not a tuple and two floats).
+        cdef Side* s = &self.side[sd]
+        cdef Level* top
         if s.n == 0:
             return None
-        return (-s.lv[s.n - 1].key, s.lv[s.n - 1].amount)
+        top = &s.lv[s.n - 1]
+        if self.top_cache[sd] is None or top.key != self.top_key[sd] or top.amount != self.top_amount[sd]:
+            self.top_key[sd] = top.key
+            self.top_amount[sd] = top.amount
+            self.top_cache[sd] = (top.key if sd == 0 else -top.key, top.amount)
+        return self.top_cache[sd]
 
     @property
     def best_bid_price(self):

@@ -310,6 +310,12 @@ def test_negative_prices_are_levels_too() -> None:
 
 def test_reads(book: OrderBook) -> None:
     assert book.best_bid == (100.0, 1.0) and book.best_ask == (100.5, 4.0)
+    assert book.best_bid is book.best_bid  # kept while the top level stays
+    book.apply(change([["change", 100.0, 2.0]], [["change", 100.5, 4.0]], prev=10, change_id=11))
+    assert book.best_bid == (100.0, 2.0) and book.best_ask == (100.5, 4.0)
+    book.apply(change([["delete", 100.0, 0.0]], [["new", 100.25, 4.0]], prev=11, change_id=12))
+    assert book.best_bid == (99.5, 2.0) and book.best_ask == (100.25, 4.0)
+    book.apply(change([["new", 100.0, 1.0]], [["delete", 100.25, 0.0]], prev=12, change_id=13))
     assert book.best_bid_price == 100.0 and book.best_ask_price == 100.5
     assert book.spread == 0.5 and book.mid == 100.25
     assert (book.bid_depth, book.ask_depth) == (3, 2)
@@ -443,3 +449,32 @@ def test_stub_matches_the_compiled_module() -> None:
     from tests.test_typing import test_stubs_match_the_compiled_modules
 
     test_stubs_match_the_compiled_modules(_book)
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b'{"jsonrpc":"2.0","method":"subscription","params": \n{"channel":"book.BTC-PERPETUAL.100ms",'
+     b'"data":{"type":"snapshot","change_id":1,"bids":[["new",1.0,1.0]],"asks":[]}}}', BookStatus.SNAPSHOT),
+    (b'{"jsonrpc":"2.0","method":"subscription","params":[]}', BookStatus.NOT_BOOK),
+    (b'{"jsonrpc":"2.0","method":"subscription","params":', BookStatus.PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms"}}',
+     BookStatus.PARSE_ERROR),
+    (b'{"jsonrpc":"2.0","method":"subscription","params":{"data":{},"channel":"book.ETH-PERPETUAL.100ms"}}',
+     BookStatus.OTHER_CHANNEL),
+    (b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms","data":{'
+     b'"type":"snapshot","change_id":1}},"method":"x"}', BookStatus.SNAPSHOT),
+])
+def test_production_prefix_edges(raw: bytes, status: BookStatus) -> None:
+    """The envelope's fixed first 50 bytes are matched at once; what follows them is
+    still read strictly (and agrees with the reference)."""
+    b, ref = OrderBook(CH), ReferenceBook(CH)
+    assert b.apply(raw) is status
+    assert ref.apply(raw) is status
+
+
+def test_early_answer_on_a_truncated_message_of_another_channel() -> None:
+    """Documented difference: the channel settles it before the rest is read (the
+    reference, parsing first, calls it unreadable). The book is untouched either way."""
+    raw = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.BTC-PERPETUAL.100ms"'
+    b = OrderBook(CH)
+    assert b.apply(raw) is BookStatus.NOT_BOOK and b.parse_errors == 0 and b.other == 1
+    assert ReferenceBook(CH).apply(raw) is BookStatus.PARSE_ERROR

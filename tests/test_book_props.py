@@ -79,6 +79,8 @@ def step(b: OrderBook, ref: ReferenceBook, raw: bytes) -> BookStatus:
     status = b.apply(raw)
     assert status is ref.apply(raw), raw
     assert levels_of(b) == levels_of(ref), raw
+    bids, asks = ref.bids(1), ref.asks(1)
+    assert b.best_bid == (bids[0] if bids else None) and b.best_ask == (asks[0] if asks else None)
     assert b.is_synced == ref.is_synced
     if status not in APPLIED:
         assert levels_of(b) == before           # never half-applied
