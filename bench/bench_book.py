@@ -341,13 +341,15 @@ def test_stream_apply(benchmark: Any, competitor: str) -> None:
         _timed_loop(book, PYTEST_FRAMES[1:])
 
     benchmark.pedantic(run, rounds=5, iterations=1)
-    benchmark.extra_info["level_updates_per_s"] = round(PYTEST_LEVELS / benchmark.stats.stats.min)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["level_updates_per_s"] = round(PYTEST_LEVELS / benchmark.stats.stats.min)
 
 
 def test_stream_c_loop(benchmark: Any) -> None:
     benchmark.group = f"book stream: {len(PYTEST_FRAMES) - 1} change frames, {PYTEST_LEVELS} level entries"
     benchmark.pedantic(lambda: apply_all(OrderBook(PYTEST_CHANNEL), PYTEST_FRAMES), rounds=5, iterations=1)
-    benchmark.extra_info["level_updates_per_s"] = round(PYTEST_LEVELS / benchmark.stats.stats.min)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["level_updates_per_s"] = round(PYTEST_LEVELS / benchmark.stats.stats.min)
 
 
 def test_read_best_bid(benchmark: Any, competitor: str) -> None:
