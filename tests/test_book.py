@@ -478,3 +478,32 @@ def test_early_answer_on_a_truncated_message_of_another_channel() -> None:
     b = OrderBook(CH)
     assert b.apply(raw) is BookStatus.NOT_BOOK and b.parse_errors == 0 and b.other == 1
     assert ReferenceBook(CH).apply(raw) is BookStatus.PARSE_ERROR
+
+
+def test_long_stream_with_lost_frames_resyncs_to_the_truth() -> None:
+    """Lost frames are gaps; a resync (here: the generator's next snapshot, as a
+    resubscription would bring) restores the exact book, and no frame is applied in
+    between."""
+    import random
+
+    gen = BookStreamGenerator(depth=100, seed=5)
+    rng = random.Random(1)
+    b = OrderBook(gen.channel)
+    assert b.apply(gen.snapshot()) is BookStatus.SNAPSHOT
+    statuses: dict[BookStatus, int] = {}
+    for i in range(8_000):
+        frame = gen.change()
+        if rng.random() < 0.005:
+            continue                                  # lost on the way
+        status = b.apply(frame)
+        statuses[status] = statuses.get(status, 0) + 1
+        if status in RESYNC_STATUSES:
+            assert status is BookStatus.GAP and not b.is_synced
+            if rng.random() < 0.5:                    # the snapshot may come a few frames later
+                assert b.apply(gen.change()) is BookStatus.RESYNCING
+            assert b.apply(gen.snapshot()) is BookStatus.SNAPSHOT
+        if i % 1000 == 0:
+            assert b.is_synced and b.bids() == gen.bids and b.asks() == gen.asks
+    assert b.bids() == gen.bids and b.asks() == gen.asks and b.change_id == gen.change_id
+    assert statuses[BookStatus.GAP] == b.gaps == b.resyncs > 20
+    assert b.updates == statuses[BookStatus.APPLIED]
