@@ -2,6 +2,21 @@
 
 Plain Python on purpose: nothing here is on the hot path. The status values are shared
 with the C enum in ``_book.pxd``; do not renumber.
+
+Driving a book (what a subscriber does with the statuses):
+
+* Feed every message of the book's channel to ``OrderBook.apply(payload, rx_ns)`` (or, in
+  Cython, ``book_apply(book, ptr, size, rx_ns)`` from the read buffer).
+* APPLIED / SNAPSHOT: the book changed (``version`` went up); tell the consumer.
+* A status in :data:`RESYNC_STATUSES`: the book is resyncing. On a
+  ``book.{instrument}.{interval}`` channel, unsubscribe and subscribe again (with
+  backoff) to get a snapshot; keep feeding frames meanwhile (they are RESYNCING:
+  ignored) until the SNAPSHOT arrives. A grouped channel heals with its next frame.
+* RESYNCING, NOT_BOOK, OTHER_CHANNEL: nothing changed.
+* After a reconnect call ``reset()``: the first frame of the new subscription is a snapshot.
+
+While resyncing, the reads show the last consistent book (never a half-applied frame);
+``is_synced`` tells whether it is current. Not thread-safe: apply and read on one thread.
 """
 
 from __future__ import annotations
