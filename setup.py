@@ -1,4 +1,4 @@
-"""Build the compiled hot path (drbfast._classify, drbfast._listener) with Cython.
+"""Build the compiled hot path (drbfast._classify, drbfast._listener, drbfast._book) with Cython.
 
 Switches (environment): DRBFAST_ANNOTATE=1 writes Cython's HTML annotation next to each
 .pyx; DRBFAST_DEBUG=1 builds with -O0 -g and Cython's bounds checks on.
@@ -38,6 +38,7 @@ with open(os.path.join("drbfast", "_build_info.py"), "w") as f:
 
 extensions = [
     Extension("drbfast._classify", ["drbfast/_classify.pyx"], extra_compile_args=CFLAGS),
+    Extension("drbfast._book", ["drbfast/_book.pyx"], extra_compile_args=CFLAGS),
     Extension(
         "drbfast._listener",
         ["drbfast/_listener.pyx"],
