@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 VENV=${DRBFAST_VENV:-.venv-ci}
-rm -rf "$VENV" build drbfast/*.so drbfast/_classify.c drbfast/_listener.c
+rm -rf "$VENV" build drbfast/*.so drbfast/_book.c drbfast/_classify.c drbfast/_listener.c
 "$PY" -m venv "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
@@ -17,8 +17,8 @@ python -m pip install --quiet -e ".[test]"
 
 # Fail loudly if the hot path did not compile: drbfast refuses to import without it.
 python - <<'PY'
-import drbfast, drbfast._classify, drbfast._listener
-print("compiled hot path:", drbfast._classify.__file__, drbfast._listener.__file__)
+import drbfast, drbfast._book, drbfast._classify, drbfast._listener
+print("compiled hot path:", drbfast._book.__file__, drbfast._classify.__file__, drbfast._listener.__file__)
 PY
 
 python -m pytest -q

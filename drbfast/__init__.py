@@ -12,7 +12,9 @@ from ._compat import check_build
 check_build()
 
 from ._classify import classify, classify_exact  # noqa: E402
+from ._book import OrderBook  # noqa: E402
 from ._listener import FastListener, HeartbeatStats, monotonic_ns  # noqa: E402
+from .book import BookSnapshot, BookStatus, book_channel  # noqa: E402
 from .auth import Credentials  # noqa: E402
 from .backoff import Backoff  # noqa: E402
 from .client import Client, Connect, Event, OrderHandle, State, Subscription, connect  # noqa: E402
@@ -54,6 +56,8 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BadRequest",
+    "BookSnapshot",
+    "BookStatus",
     "Client",
     "ClientStats",
     "ConfigurationError",
@@ -72,6 +76,7 @@ __all__ = [
     "InvalidCredentials",
     "InvalidParams",
     "Kind",
+    "OrderBook",
     "OrderHandle",
     "MalformedReply",
     "MethodNotFound",
@@ -84,6 +89,7 @@ __all__ = [
     "SubscriptionRefused",
     "TooManyRequests",
     "Unauthorized",
+    "book_channel",
     "classify",
     "classify_exact",
     "connect",

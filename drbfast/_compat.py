@@ -22,7 +22,7 @@ def _series(version: str) -> tuple[int, int]:
 def check_build() -> None:
     """Raise ImportError unless the compiled modules match the installed picows."""
     try:
-        from . import _build_info, _classify, _listener  # noqa: F401
+        from . import _book, _build_info, _classify, _listener  # noqa: F401
     except ImportError as exc:
         raise ImportError(
             f"drbfast's compiled hot path is not built ({exc}); {BUILD_HINT}"

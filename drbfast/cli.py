@@ -55,6 +55,8 @@ def _add_stream(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--count", type=int, default=None, help="stop after N notifications")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate (for a local emulator with --tls)")
+    p.add_argument("--book", type=int, default=None, metavar="N", help="keep a local book for each book.* channel and print "
+                   "its top N levels on every update ({\"channel\", \"data\": {\"bids\", \"asks\", \"change_id\", ...}})")
     p.set_defaults(func=_run_stream)
 
 

@@ -25,9 +25,11 @@ from typing import Any, Literal
 
 import simdjson
 
+from ._book import OrderBook
 from ._listener import FastListener, monotonic_ns
 from .auth import auth_params
 from .backoff import Backoff
+from .book import RESYNC_STATUSES, BookStatus, book_channel
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -62,6 +64,30 @@ __all__ = ["Client", "Connect", "Event", "OrderHandle", "State", "Subscription",
 log = logging.getLogger("drbfast.client")
 
 Callback = Callable[[str, Any], object]
+BookCallback = Callable[[OrderBook], object]
+
+# Deribit's production layout of a notification: the channel starts at a fixed offset.
+_NOTIFICATION_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
+_BOOK_PREFIX = _NOTIFICATION_PREFIX + b"book."
+
+
+class _LiveBook:
+    """A book the client keeps: the compiled OrderBook, the subscription that holds its
+    channel, who to tell about updates, and what they last saw."""
+
+    __slots__ = ("book", "sub", "callbacks", "delivered_version", "waiters", "dirty")
+
+    def __init__(self, book: OrderBook) -> None:
+        self.book = book
+        self.sub: Subscription | None = None
+        self.callbacks: list[BookCallback] = []
+        self.delivered_version = -1
+        self.waiters: list[asyncio.Future[None]] = []
+        self.dirty = False
+
+
+def _ignore(channel: str, data: Any) -> None:
+    """The callback of a live book's own subscription: the book is fed from bytes."""
 Overflow = Literal["drop_oldest", "drop_newest"]
 
 
@@ -245,6 +271,8 @@ class Client:
         #: orders whose acknowledgement was lost (drop, timeout): looked up when ready
         self._to_reconcile: deque[OrderHandle] = deque()
         self._order_tasks: set[asyncio.Task[Any]] = set()
+        self._live_books: dict[str, _LiveBook] = {}
+        self._dirty_books: list[_LiveBook] = []
 
     def __repr__(self) -> str:
         who = f", client_id={self._creds.client_id!r}" if self._creds else ""
@@ -416,6 +444,8 @@ class Client:
         self._engine_charged = 0
         self._paused_since_ns = 0
         self._books.reset()
+        for live in self._live_books.values():
+            live.book.reset()  # the resubscribe brings a fresh snapshot
         self._resync.clear()
         self._tokens.clear()
         self._state = State.SETTING_UP
@@ -630,6 +660,10 @@ class Client:
                     pass
         for task in list(self._order_tasks):
             task.cancel()
+        for live in self._live_books.values():
+            for fut in live.waiters:
+                if not fut.done():
+                    fut.set_result(None)
         self._state = State.CLOSED
         self._end_subscriptions()
         for handle in list(self._to_reconcile):
@@ -649,6 +683,16 @@ class Client:
 
     def _on_message(self, payload: bytes, binary: bool) -> None:
         self._stats.messages += 1
+        applied: _LiveBook | None = None
+        if self._live_books and payload.startswith(_BOOK_PREFIX):
+            # A book the client keeps is applied straight from the bytes (compiled);
+            # the message is parsed only if a subscription also wants it as data.
+            end = payload.find(b'"', len(_BOOK_PREFIX))
+            applied = self._live_books.get(payload[len(_NOTIFICATION_PREFIX):end].decode("ascii", "replace"))
+            if applied is not None:
+                self._apply_book(applied, payload)
+                if self._registry.holders(applied.book.channel) == [applied.sub]:
+                    return
         try:
             doc = self._parser.parse(payload)
         except RuntimeError:
@@ -673,6 +717,10 @@ class Client:
                 if not isinstance(channel, str):
                     self._stats.parse_errors += 1
                     return
+                live = self._live_books.get(channel)
+                if live is not None and live is not applied:
+                    # Another layout than production's: the book's own scanner reads it.
+                    self._apply_book(live, payload)
                 self._on_notification(channel, params.get("data"))
             elif "id" in doc or "error" in doc or "result" in doc:
                 self._on_reply(Reply.from_message(doc.as_dict()))
@@ -726,10 +774,113 @@ class Client:
             # Its queued changes are gone: refuse what follows until a fresh snapshot.
             if channel in self._registry:
                 self._books.invalidate(channel)
+                live = self._live_books.get(channel)
+                if live is not None:
+                    live.book.reset()
                 self._emit("book_dropped", channel=channel, count=count, where="listener")
                 self._request_resync(channel)
         else:
             self._emit("dropped", channel=channel, count=count)
+
+    def _apply_book(self, live: _LiveBook, payload: bytes) -> None:
+        book = live.book
+        status = book.apply(payload, self._rx_ns)
+        if status in RESYNC_STATUSES:
+            channel = book.channel
+            if status == BookStatus.GAP:
+                self._stats.book_gaps += 1
+            else:
+                self._stats.book_errors += 1
+            self._emit("book_gap", channel=channel, status=BookStatus(status).name)
+            log.warning("drbfast: %s: %s; the local book waits for a fresh snapshot", channel, BookStatus(status).name)
+            if not book.grouped:  # a grouped channel sends a full window every time
+                self._request_resync(channel)
+            return
+        if book.version != live.delivered_version and not live.dirty:
+            live.dirty = True
+            if not self._dirty_books:
+                # Once per slice of messages, not once per change: a consumer that is
+                # behind sees the latest book, never a backlog of deltas.
+                asyncio.get_running_loop().call_soon(self._flush_books)
+            self._dirty_books.append(live)
+
+    def _flush_books(self) -> None:
+        dirty, self._dirty_books = self._dirty_books, []
+        for live in dirty:
+            live.dirty = False
+            book = live.book
+            if book.version == live.delivered_version:
+                continue
+            live.delivered_version = book.version
+            for callback in live.callbacks:
+                try:
+                    callback(book)
+                except Exception:
+                    self._stats.callback_errors += 1
+                    log.exception("drbfast: on_update for %s raised; the book stays live", book.channel)
+            waiters, live.waiters = live.waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def order_book(self, instrument: str, interval: str = "100ms", depth: int | None = None,
+                         on_update: BookCallback | None = None, *, group: str | None = None) -> OrderBook:
+        """A live local book of ``instrument``, kept up to date from
+        ``book.{instrument}.{interval}`` (or, with ``depth``, the grouped
+        ``book.{instrument}.{group}.{depth}.{interval}``, ``group`` "none" by default).
+
+        Changes are applied in compiled code from the message bytes; reading
+        ``best_bid``, ``best_ask``, ``spread``, ``mid``, ``bids(n)``, ``asks(n)`` costs
+        next to nothing. A gap, an unknown level, a crossed book or an unreadable message
+        puts it in resync (``is_synced`` False, event ``book_gap``): it keeps showing its
+        last consistent state and is resubscribed for a fresh snapshot with backoff.
+        ``on_update(book)`` is called at most once per batch of messages with the latest
+        state; :meth:`book_updates` is the iterator form. Asking twice for the same
+        channel returns the same book."""
+        if depth is not None and group is None:
+            group = "none"
+        channel = book_channel(instrument, interval, group, depth)
+        live = self._live_books.get(channel)
+        if live is None:
+            held = channel in self._registry
+            live = _LiveBook(OrderBook(channel))
+            self._live_books[channel] = live  # before the call: the snapshot follows the ack
+            try:
+                live.sub = await self.subscribe(channel, callback=_ignore)
+            except BaseException:
+                del self._live_books[channel]
+                raise
+            if held and not live.book.grouped:
+                # Subscribing again to a held channel brings no snapshot (PROTOCOL.md 4.3).
+                self._request_resync(channel)
+        if on_update is not None:
+            live.callbacks.append(on_update)
+        return live.book
+
+    async def book_updates(self, book: OrderBook) -> AsyncIterator[OrderBook]:
+        """``async for book in client.book_updates(book)``: the book each time it has
+        changed since the last step (conflated: a slow loop skips intermediate states)."""
+        live = self._live_books.get(book.channel)
+        if live is None or live.book is not book:
+            raise ConfigurationError("that book is not kept by this client: get it from client.order_book()")
+        while not self._closing and book.channel in self._live_books:
+            fut = asyncio.get_running_loop().create_future()
+            live.waiters.append(fut)
+            await fut
+            if self._closing:
+                return
+            yield book
+
+    async def close_order_book(self, book: OrderBook) -> None:
+        """Stop keeping ``book`` (its channel is unsubscribed unless something else holds it)."""
+        live = self._live_books.pop(book.channel, None)
+        if live is None:
+            return
+        for fut in live.waiters:
+            if not fut.done():
+                fut.set_result(None)
+        if live.sub is not None:
+            await live.sub.unsubscribe()
 
     def _request_resync(self, channel: str) -> None:
         if self._resync.request(channel, time.monotonic()):

@@ -66,6 +66,7 @@ async def _demo(seconds: float, heartbeat: float, out: _Out) -> int:
             # instrument would rightly see the flood's change_ids as a gap)
             await client.subscribe("book.ETH-PERPETUAL.100ms", "ticker.BTC-PERPETUAL.100ms", "trades.BTC-PERPETUAL.100ms",
                                    "book.BTC-26DEC26.100ms", callback=on_data)
+            book = await client.order_book("BTC-26DEC26")  # a local book, kept from the feed in C
             conn = emu.connections[-1]
             # Besides the heartbeat cycle, the emulator sends extra test_requests at 50 Hz
             # so a few seconds give enough round trips for percentiles.
@@ -79,8 +80,11 @@ async def _demo(seconds: float, heartbeat: float, out: _Out) -> int:
                 rate = (received[0] - last_n) / (now - last_t)
                 last_n, last_t = received[0], now
                 rtts = conn.test_request_rtts_ns
+                top = (f"{book.best_bid[1]:g} @ {book.best_bid[0]:g} / {book.best_ask[1]:g} @ {book.best_ask[0]:g}"
+                       if book.best_bid and book.best_ask else "-")
                 out.progress(f"  [{now - t0:4.1f}s] {received[0]:6d} notifications ({rate:6.0f}/s)  "
-                             f"test_requests answered {client.stats.replies_sent:4d}  reply p50 {_pct(rtts, .5):6.1f} us  p99 {_pct(rtts, .99):6.1f} us")
+                             f"test_requests answered {client.stats.replies_sent:4d}  reply p50 {_pct(rtts, .5):6.1f} us  p99 {_pct(rtts, .99):6.1f} us"
+                             f"  {book.instrument} {top}")
             out.done()
             extra.cancel()
             idle_rtts = list(conn.test_request_rtts_ns)

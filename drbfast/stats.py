@@ -24,6 +24,8 @@ class ClientStats:
     callback_errors: int = 0
     overflows: int = 0
     book_gaps: int = 0
+    #: local books that met an unknown level, a crossed book or an unreadable message
+    book_errors: int = 0
     #: book messages dropped by a full subscription queue (each restarts the book from a snapshot)
     book_local_drops: int = 0
     timeouts: int = 0

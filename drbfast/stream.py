@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from .client import connect
 from .errors import AuthenticationError, DeribitError, DrbfastError, SubscriptionRefused
+from .book import parse_book_channel
 from .urls import MAINNET, TESTNET
 
 __all__ = ["run_stream"]
@@ -68,13 +69,22 @@ async def _stream(args: argparse.Namespace, url: str, client_id: str | None, cli
     except DrbfastError as exc:
         return _fail(str(exc))
     try:
+        books = [c for c in args.channels if c.startswith("book.")] if args.book else []
+        plain = [c for c in args.channels if c not in books]
         try:
-            sub = await client.subscribe(*args.channels, callback=emit, strict=False)
+            for channel in books:
+                instrument, grouped = parse_book_channel(channel)
+                parts = channel.split(".")
+                kw: dict[str, Any] = {"group": parts[2], "depth": int(parts[3])} if grouped else {}
+                await client.order_book(instrument, parts[-1], on_update=top_of_book(args.book, emit), **kw)
+            sub = await client.subscribe(*plain, callback=emit, strict=False) if plain else None
         except DeribitError as exc:
             return _fail(f"subscribe failed: Deribit error {exc.code} {exc.message}")
-        if sub.refused:
+        except (SubscriptionRefused, ValueError) as exc:
+            return _fail(str(exc))
+        if sub is not None and sub.refused:
             print(f"drbfast stream: Deribit did not subscribe: {', '.join(sub.refused)}", file=sys.stderr)
-        if not sub.channels:
+        if not books and (sub is None or not sub.channels):
             return _fail("no channel was subscribed")
         try:
             await asyncio.wait_for(stop.wait(), args.duration)
@@ -95,6 +105,16 @@ async def _stream(args: argparse.Namespace, url: str, client_id: str | None, cli
             file=sys.stderr,
         )
     return 0
+
+
+def top_of_book(n: int, emit: Any) -> Any:
+    """``--book N``: a maintained book printed as its top N levels on every update."""
+
+    def on_update(book: Any) -> None:
+        emit(book.channel, {"change_id": book.change_id, "timestamp": book.timestamp, "synced": book.is_synced,
+                            "bids": book.bids(n), "asks": book.asks(n)})
+
+    return on_update
 
 
 def _silence_stdout(out: TextIO) -> None:
@@ -119,6 +139,8 @@ def run_stream(args: argparse.Namespace) -> int:
               "set DERIBIT_CLIENT_SECRET instead", file=sys.stderr)
     if (client_id is None) != (client_secret is None):
         return _fail("give both a client id and a client secret (flags or DERIBIT_CLIENT_ID / DERIBIT_CLIENT_SECRET), or neither")
+    if args.book is not None and args.book <= 0:
+        return _fail("--book must be positive")
     if args.count is not None and args.count <= 0:
         return _fail("--count must be positive")
     if args.duration is not None and args.duration <= 0:

@@ -164,3 +164,19 @@ async def test_emulator_fault_flags_reach_a_client() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), TIMEOUT)
+
+
+async def test_stream_book_prints_the_maintained_top_of_book(emulator: Emulator) -> None:
+    code, out, err = await run("stream", "book.ETH-PERPETUAL.100ms", "ticker.BTC-PERPETUAL.100ms", "--url", emulator.url,
+                               "--heartbeat", "0.2", "--book", "3", "--count", "10")
+    assert code == 0, err
+    books = [json.loads(line) for line in out.splitlines() if line.startswith('{"channel":"book.')]
+    assert books, out
+    for msg in books:
+        data = msg["data"]
+        assert set(data) == {"change_id", "timestamp", "synced", "bids", "asks"}
+        assert 0 < len(data["bids"]) <= 3 and 0 < len(data["asks"]) <= 3
+        assert data["bids"][0][0] < data["asks"][0][0]
+        assert [p for p, _ in data["bids"]] == sorted((p for p, _ in data["bids"]), reverse=True)
+    code, _, err = await run("stream", "book.ETH-PERPETUAL.100ms", "--url", emulator.url, "--book", "0")
+    assert code == 1 and "--book" in err

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import drbfast
-from drbfast import _classify, _listener
+from drbfast import _book, _classify, _listener
 
 PKG = Path(drbfast.__file__).parent
 
@@ -29,7 +29,7 @@ def stub_names(stub: Path) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize("module", [_classify, _listener], ids=["_classify", "_listener"])
+@pytest.mark.parametrize("module", [_book, _classify, _listener], ids=["_book", "_classify", "_listener"])
 def test_stubs_match_the_compiled_modules(module: object) -> None:
     stub = PKG / f"{module.__name__.rsplit('.', 1)[1]}.pyi"  # type: ignore[attr-defined]
     names = stub_names(stub)

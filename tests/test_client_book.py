@@ -1,0 +1,123 @@
+"""client.order_book(): a local book kept from the feed, against the emulator's own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import drbfast
+from drbfast import Event
+from drbfast.book import BookStatus
+from drbfast.emulator import Emulator, EmulatorConfig
+
+from .conftest import TIMEOUT, book_gap_frame, wait_until
+
+FAST: dict[str, Any] = {"heartbeat": 0.2, "request_timeout": 2.0, "backoff": drbfast.Backoff(initial=0.02, cap=0.1)}
+
+
+def emulator_book(emu: Emulator, name: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    inst = emu.market.instruments[name]
+    return sorted(inst.bids.items(), reverse=True), sorted(inst.asks.items())
+
+
+async def until_caught_up(book: drbfast.OrderBook, emu: Emulator, name: str) -> None:
+    """Wait for a moment when the local book has applied everything the emulator sent
+    (the market steps on this same loop, so between two awaits it stands still)."""
+    await wait_until(lambda: book.is_synced and book.change_id == emu.market.instruments[name].change_id)
+
+
+async def test_local_book_equals_the_emulators_through_gaps_and_resets() -> None:
+    events: list[Event] = []
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1, tick_interval=0.005)) as emu, \
+            drbfast.connect(emu.url, on_event=events.append, **FAST) as client:
+        updates: list[int] = []
+        book = await client.order_book("BTC-PERPETUAL", on_update=lambda b: updates.append(b.change_id))
+        await until_caught_up(book, emu, "BTC-PERPETUAL")
+        assert (book.bids(), book.asks()) == emulator_book(emu, "BTC-PERPETUAL")
+        assert book.best_bid is not None and book.best_ask is not None and book.best_bid[0] < book.best_ask[0]
+        assert book.spread == pytest.approx(book.best_ask[0] - book.best_bid[0])
+        for round_ in range(3):
+            await asyncio.sleep(0.3)
+            # A frame whose prev_change_id follows nothing: the book resyncs from a snapshot.
+            emu.connections[-1].send(book_gap_frame("book.BTC-PERPETUAL.100ms"))
+            await wait_until(lambda: client.stats.book_gaps == round_ + 1)
+            await until_caught_up(book, emu, "BTC-PERPETUAL")
+            assert (book.bids(), book.asks()) == emulator_book(emu, "BTC-PERPETUAL")
+        assert book.updates > 100, "hundreds of changes applied"
+        assert [e.detail["status"] for e in events if e.kind == "book_gap"] == ["GAP"] * 3
+        assert updates and updates[-1] <= book.change_id
+        # A reconnect starts the book again from the new connection's snapshot.
+        emu.faults.drop()
+        await wait_until(lambda: client.stats.reconnects == 1 and client.connected)
+        await until_caught_up(book, emu, "BTC-PERPETUAL")
+        assert (book.bids(), book.asks()) == emulator_book(emu, "BTC-PERPETUAL")
+
+
+async def test_book_updates_iterator_and_close(emulator: Emulator) -> None:
+    async with drbfast.connect(emulator.url, **FAST) as client:
+        book = await client.order_book("ETH-PERPETUAL")
+        assert await client.order_book("ETH-PERPETUAL") is book, "one book per channel"
+        seen = []
+        async for b in client.book_updates(book):
+            seen.append(b.change_id)
+            if len(seen) == 3:
+                break
+        assert seen == sorted(seen) and len(set(seen)) == 3
+        await client.close_order_book(book)
+        assert "book.ETH-PERPETUAL.100ms" not in client.channels
+        with pytest.raises(drbfast.ConfigurationError):
+            async for _ in client.book_updates(book):
+                pass
+
+
+async def test_grouped_book_and_a_plain_subscriber_beside_it(emulator: Emulator) -> None:
+    async with drbfast.connect(emulator.url, **FAST) as client:
+        raw: list[Any] = []
+        await client.subscribe("book.BTC-PERPETUAL.100ms", callback=lambda ch, d: raw.append(d))
+        await wait_until(lambda: len(raw) >= 2)
+        # The channel is held already: the book still gets a snapshot to start from.
+        book = await client.order_book("BTC-PERPETUAL", interval="100ms")
+        await wait_until(lambda: len(raw) >= 3 and book.is_synced)
+        assert raw[-1]["change_id"] <= book.change_id, "the plain subscriber gets the data too"
+        try:
+            grouped = await client.order_book("BTC-PERPETUAL", depth=10)
+        except drbfast.SubscriptionRefused:
+            pytest.skip("this emulator does not serve grouped books yet")
+        await wait_until(lambda: grouped.is_synced, TIMEOUT)
+        assert grouped.grouped and len(grouped.bids()) <= 10
+
+
+async def test_unreadable_book_message_resyncs_and_never_shows_half(emulator: Emulator) -> None:
+    async with drbfast.connect(emulator.url, **FAST) as client:
+        book = await client.order_book("ETH-PERPETUAL")
+        await wait_until(lambda: book.is_synced)
+        before = (book.bids(), book.asks(), book.change_id)
+        emulator.connections[-1].send(b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.ETH-PERPETUAL.100ms","data":{"type":"change","bids":[["new",1.0')
+        await wait_until(lambda: client.stats.book_errors == 1)
+        assert BookStatus.PARSE_ERROR.name in [e.detail.get("status") for e in client.events if e.kind == "book_gap"]
+        assert before[2] <= book.change_id
+        await wait_until(lambda: book.is_synced and book.change_id > before[2])
+
+
+async def test_on_update_is_called_once_per_batch_not_per_change() -> None:
+    from drbfast.emulator.market import notification
+
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1, tick_interval=3600)) as emu, \
+            drbfast.connect(emu.url, **FAST) as client:
+        calls: list[int] = []
+        book = await client.order_book("ETH-PERPETUAL", on_update=lambda b: calls.append(b.change_id))
+        await wait_until(lambda: book.is_synced and calls)
+        n0, applied0 = len(calls), book.updates
+        conn = emu.connections[-1]
+        # 200 changes written in one go: the client reads them in one or a few slices.
+        frames = [notification("book.ETH-PERPETUAL.100ms", emu.market.step_book("ETH-PERPETUAL", 1)) for _ in range(200)]
+        conn.send(b"".join(frames[:1]))  # (one frame first: the socket is warm)
+        for f in frames[1:]:
+            conn.send(f)
+        await wait_until(lambda: book.updates == applied0 + 200)
+        await asyncio.sleep(0.05)
+        assert calls[-1] == book.change_id == emu.market.instruments["ETH-PERPETUAL"].change_id
+        assert len(calls) - n0 < 50, f"conflated: {len(calls) - n0} calls for 200 changes"
+        assert (book.bids(), book.asks()) == emulator_book(emu, "ETH-PERPETUAL")
