@@ -67,3 +67,34 @@ async def test_slow_consumer_keeps_the_connection_and_the_book_whole() -> None:
         assert broken == [], "continuity holds from the last snapshot"
         assert client.connected and st.reconnects == 0
         assert st.delivery_delay_max_ns > 0 and max(stale_ns) > 0
+
+
+async def test_order_ack_overtakes_queued_market_data() -> None:
+    """An order acknowledgement is handed over while thousands of public messages
+    received before it still wait for a slow consumer (the priority lane)."""
+    import json
+
+    cfg = EmulatorConfig(min_heartbeat=0.1, tick_interval=3600, credit_cost=1)
+    trade = json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "trades.BTC-PERPETUAL.raw", "data": [
+        {"trade_seq": 1, "trade_id": "1", "timestamp": 1, "tick_direction": 0, "price": 86_000.0, "mark_price": 86_000.0,
+         "instrument_name": "BTC-PERPETUAL", "index_price": 86_000.0, "direction": "buy", "amount": 10.0}]}},
+        separators=(",", ":")).encode()
+    async with Emulator(cfg) as emu, drbfast.connect(
+            emu.url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, heartbeat=None, request_timeout=10.0) as client:
+        got: list[int] = []
+        await client.subscribe("trades.BTC-PERPETUAL.raw", callback=lambda ch, d: (got.append(1), busy(50)))
+        flood = asyncio.ensure_future(emu.faults.flood(count=40_000, frame=trade, channel="trades.BTC-PERPETUAL.raw", timeout=30))
+        await wait_until(lambda: client.stats.backlog > 5_000, 20)
+        acked_with_backlog: list[int] = []
+        handle = client.place("buy", "BTC-PERPETUAL", 10, price=50_000.0,
+                              on_ack=lambda h: acked_with_backlog.append(client.stats.backlog))
+        result = await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_result(handle))), TIMEOUT)
+        assert result.order.order_state == "open"
+        assert acked_with_backlog and acked_with_backlog[0] > 1_000, "the ack did not wait behind the queued trades"
+        await asyncio.wait_for(flood, 60)
+        await wait_until(lambda: client.stats.backlog == 0, 30)
+        assert len(got) + client.stats.backlog_dropped == 40_000, "every trade delivered or counted as dropped"
+
+
+async def _result(handle: drbfast.OrderHandle) -> Any:
+    return await handle
