@@ -136,7 +136,8 @@ class Exchange:
                 raise RpcError(-32602, "Invalid params", {"reason": "must be an integer", "param": "timestamp"})
             if not isinstance(cid, str) or cid not in self.keys:
                 raise RpcError(13004, "invalid_credentials")
-            if abs(now * 1000 - ts) > self.signature_window * 1000:
+            # Compare in integers: a timestamp like 10**400 does not fit a float.
+            if abs(int(now * 1000) - ts) > int(self.signature_window * 1000):
                 raise RpcError(13009, "unauthorized", {"reason": "timestamp is out of the allowed window", "param": "timestamp"})
             expected = sign(self.keys[cid], ts, str(nonce), str(data))
             if not isinstance(sig, str) or not hmac.compare_digest(expected, sig.lower()):

@@ -25,6 +25,10 @@ __all__ = ["HANDLERS", "NO_RESPONSE", "RpcError"]
 NO_RESPONSE = object()
 
 
+#: Largest heartbeat interval accepted (one day): none is documented, but a timer needs one.
+MAX_HEARTBEAT = 86_400
+
+
 def invalid(param: str, reason: str) -> RpcError:
     return RpcError(-32602, "Invalid params", {"reason": reason, "param": param})
 
@@ -65,8 +69,11 @@ def set_heartbeat(conn: Connection, params: dict[str, Any]) -> Any:
     if isinstance(interval, bool) or not isinstance(interval, (int, float)):
         raise invalid("interval", "must be a number")
     minimum = conn.emu.config.min_heartbeat
-    if interval < minimum:
+    if interval != interval or interval < minimum:  # NaN compares false to everything
         raise invalid("interval", f"must be at least {minimum:g}")
+    if interval > MAX_HEARTBEAT:
+        # No maximum is documented; a timer needs a finite, representable delay.
+        raise invalid("interval", f"must be at most {MAX_HEARTBEAT}")
     conn.start_heartbeat(float(interval))
     return "ok"
 

@@ -53,6 +53,28 @@ class Frame:
         return json.loads(self.payload)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400 overflows to inf: refuse, not echo
+        raise ValueError("number out of range")
+    return value
+
+
+def normalize_method(method: str) -> str:
+    """``/public/auth`` and ``/api/v2/public/auth`` name ``public/auth``: the docs title
+    methods with a leading slash and call the heartbeat answer ``/api/v2/public/test``
+    (PROTOCOL.md 1.3); production's answer to such names is not documented."""
+    if method.startswith("/"):
+        method = method[1:]
+        if method.startswith("api/v2/"):
+            method = method[7:]
+    return method
+
+
 class _Bucket:
     """Deribit's credit model: a leaky bucket refilled continuously up to a cap."""
 
@@ -98,6 +120,8 @@ class Connection(WSListener):
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.closed = asyncio.get_running_loop().create_future()
+        #: requests whose handler raised something other than RpcError (a bug: 11094)
+        self.handler_errors = 0
         self._pending_tr: deque[tuple[int, int]] = deque()  # (seq, perf_counter_ns)
         self._tr_seq = 0
         self._hb_handle: asyncio.TimerHandle | None = None
@@ -163,6 +187,13 @@ class Connection(WSListener):
         self._writable.set()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        try:
+            self._on_frame(transport, frame)
+        except Exception:  # picows would close with 1011; production keeps serving
+            log.exception("connection %d: frame handling failed", self.id)
+            self.handler_errors += 1
+
+    def _on_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         mt = frame.msg_type
         self._last_received = time.monotonic()
         if self.emu.config.record:
@@ -198,8 +229,10 @@ class Connection(WSListener):
             self.send_json({"jsonrpc": "2.0", "error": RpcError(-32600, "request entity too large").as_error()}, usin)
             return
         try:
-            msg = json.loads(payload)
-        except ValueError:
+            # Strict JSON: NaN/Infinity are not JSON (production answers 11050); deep
+            # nesting ends in RecursionError, which is bad input too.
+            msg = json.loads(payload, parse_constant=_reject_constant, parse_float=_finite_float)
+        except (ValueError, RecursionError):
             # PROTOCOL.md 3.2: not JSON -> 11050 bad_request "invalid json", no id.
             self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "invalid json").as_error()}, usin)
             return
@@ -209,7 +242,12 @@ class Connection(WSListener):
         has_id = "id" in msg
         req_id = msg.get("id")
         method = msg.get("method")
-        params = msg.get("params", {})
+        params = msg.get("params")
+        if params is None:
+            # Absent and null both mean "no params" (JSON-RPC 2.0 4: params may be omitted).
+            params = {}
+        if isinstance(method, str):
+            method = normalize_method(method)
 
         def reply(result: Any = None, error: RpcError | None = None) -> None:
             body: dict[str, Any] = {"jsonrpc": "2.0"}
@@ -261,8 +299,10 @@ class Connection(WSListener):
             result = handler(self, params)
         except RpcError as exc:
             reply(error=exc)
-        except (KeyError, TypeError, ValueError) as exc:
-            reply(error=RpcError(-32602, "Invalid params", {"reason": str(exc), "param": ""}))
+        except Exception:  # a handler bug must never close the socket with 1011
+            log.exception("connection %d: handler of %s failed", self.id, method)
+            self.handler_errors += 1
+            reply(error=RpcError(11094, "internal_server_error"))
         else:
             if result is not NO_RESPONSE:
                 reply(result)
