@@ -99,7 +99,8 @@ async def _apply_faults(emu: object, args: argparse.Namespace, stop: asyncio.Eve
             if conn.id in seen:
                 continue
             seen.add(conn.id)
-            conn.response_delay = args.delay
+            if args.delay:
+                emu.faults.delay_responses(args.delay, conn)
             if args.drop_after is not None:
                 emu.faults.drop(conn, after_messages=args.drop_after)
             if args.drop_at is not None:
