@@ -50,6 +50,7 @@ class Order:
     synthetic: bool = False
     expires_ms: int | None = None
     cancel_reason: str | None = None
+    user_id: int = 0
 
     @property
     def remaining(self) -> float:
@@ -91,6 +92,7 @@ class Order:
             "replaced": self.replaced,
             "risk_reducing": False,
             "time_in_force": self.time_in_force,
+            "user_id": self.user_id,
             "web": False,
         }
         if self.post_only:

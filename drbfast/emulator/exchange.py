@@ -258,8 +258,9 @@ class Exchange:
 
     def _new_order(self, account: str, connection: int | None, inst: Instrument, direction: str, amount: float,
                    price: float | None, order_type: str, now_ms: int, **kw: Any) -> Order:
+        acct = self.accounts.get(account)
         return Order(str(next(self._order_ids)), account, connection, inst, direction, amount, price, order_type,
-                     now_ms, updated_ms=now_ms, **kw)
+                     now_ms, updated_ms=now_ms, user_id=acct.user_id if acct is not None else 0, **kw)
 
     def place_synthetic(self, inst: Instrument, direction: str, amount: float, price: float | None, now_ms: int) -> None:
         """An order of the market flow: a resting quote, or (price None) a market order."""
