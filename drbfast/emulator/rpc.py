@@ -279,12 +279,13 @@ def get_currencies(ctx: Context, params: dict[str, Any]) -> Any:
         out.append({"withdrawal_priorities": [], "withdrawal_fee": 0.0001 if cur == "BTC" else 0.0015,
                     "min_withdrawal_fee": 0.0001 if cur == "BTC" else 0.0015, "min_confirmations": 1,
                     "currency_long": {"BTC": "Bitcoin", "ETH": "Ethereum"}.get(cur, cur),
-                    "currency": cur, "coin_type": cur, "apr": 0.0, "fee_precision": 4})
+                    "currency": cur, "coin_type": {"BTC": "BITCOIN", "ETH": "ETHER"}.get(cur, cur), "apr": 0.0, "fee_precision": 4})
     return out
 
 
 def get_instruments(ctx: Context, params: dict[str, Any]) -> Any:
-    cur = _currency(ctx, params, allow_any=True)
+    # No currency means all of them: ccxt's load_markets asks that way of production.
+    cur = _currency(ctx, params, allow_any=True) if params.get("currency") is not None else "any"
     kind = _kind(params)
     if _bool(params, "expired"):
         return []  # nothing has expired in the emulator yet
