@@ -15,16 +15,19 @@ from ._classify import classify, classify_exact  # noqa: E402
 from ._listener import FastListener, HeartbeatStats, monotonic_ns  # noqa: E402
 from .auth import Credentials  # noqa: E402
 from .backoff import Backoff  # noqa: E402
-from .client import Client, Connect, Event, Subscription, connect  # noqa: E402
+from .client import Client, Connect, Event, OrderHandle, State, Subscription, connect  # noqa: E402
 from .errors import (  # noqa: E402
     AuthenticationError,
     BadRequest,
     ConfigurationError,
+    ConnectError,
+    ConnectTimeout,
     ConnectionLost,
     DeribitError,
     DrbfastError,
     InvalidCredentials,
     InvalidParams,
+    MalformedReply,
     MethodNotFound,
     NotConnected,
     RawSubscriptionsNeedAuth,
@@ -35,7 +38,8 @@ from .errors import (  # noqa: E402
 )
 from .frames import ENGINE_ID_PREFIX  # noqa: E402
 from .kinds import Kind  # noqa: E402
-from .ratelimit import Credits  # noqa: E402
+from .ratelimit import CreditPools, Credits  # noqa: E402
+from .session import SessionOptions  # noqa: E402
 from .stats import ClientStats  # noqa: E402
 from .urls import COINBASE, COINBASE_STREAMS, MAINNET, TESTNET  # noqa: E402
 
@@ -54,6 +58,9 @@ __all__ = [
     "ClientStats",
     "ConfigurationError",
     "Connect",
+    "ConnectError",
+    "ConnectTimeout",
+    "CreditPools",
     "ConnectionLost",
     "Credentials",
     "Credits",
@@ -65,10 +72,14 @@ __all__ = [
     "InvalidCredentials",
     "InvalidParams",
     "Kind",
+    "OrderHandle",
+    "MalformedReply",
     "MethodNotFound",
     "NotConnected",
     "RawSubscriptionsNeedAuth",
     "RequestTimeout",
+    "SessionOptions",
+    "State",
     "Subscription",
     "SubscriptionRefused",
     "TooManyRequests",

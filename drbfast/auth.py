@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 __all__ = ["Credentials", "auth_params", "refresh_params", "sign"]
 
-Grant = Literal["signature", "credentials"]
+Grant = Literal["signature", "credentials", "coinbase_cdp"]
 
 
 def sign(secret: str, timestamp: int, nonce: str, data: str = "") -> str:
@@ -38,7 +38,8 @@ class Credentials:
 
 def auth_params(creds: Credentials, grant: Grant = "signature", scope: str | None = None, *, now_ms: int | None = None, nonce: str | None = None) -> dict[str, Any]:
     """``public/auth`` params for ``grant``: ``"signature"`` (client_signature, the
-    default) or ``"credentials"`` (client_credentials: the secret is sent)."""
+    default), ``"credentials"`` (client_credentials: the secret is sent) or
+    ``"coinbase_cdp"`` (Coinbase's gateway: a CDP JWT signed with the private key)."""
     params: dict[str, Any]
     if grant == "signature":
         ts = int(time.time() * 1000) if now_ms is None else now_ms
@@ -53,8 +54,14 @@ def auth_params(creds: Credentials, grant: Grant = "signature", scope: str | Non
         }
     elif grant == "credentials":
         params = {"grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret}
+    elif grant == "coinbase_cdp":
+        # Coinbase's gateway: client_id is the CDP key name, client_secret its private
+        # key; a fresh two-minute JWT is signed for every authentication.
+        from .cdp import build_cdp_jwt
+
+        params = {"grant_type": "coinbase_cdp", "token": build_cdp_jwt(creds.client_id, creds.client_secret)}
     else:
-        raise ValueError(f"auth must be 'signature' or 'credentials', not {grant!r}")
+        raise ValueError(f"auth must be 'signature', 'credentials' or 'coinbase_cdp', not {grant!r}")
     if scope:
         params["scope"] = scope
     return params

@@ -49,7 +49,8 @@ def _add_stream(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     where.add_argument("--mainnet", action="store_true", help="Deribit production")
     p.add_argument("--heartbeat", type=float, default=10.0, help="public/set_heartbeat interval in seconds; 0 disables (default 10)")
     p.add_argument("--client-id", help="API key id (or DERIBIT_CLIENT_ID)")
-    p.add_argument("--client-secret", help="API key secret (or DERIBIT_CLIENT_SECRET); never printed")
+    p.add_argument("--client-secret", help="API key secret; prefer the DERIBIT_CLIENT_SECRET environment variable: a flag is "
+                   "readable by other local users in /proc/PID/cmdline. Never printed")
     p.add_argument("--auth", choices=("signature", "credentials"), default="signature", help="grant type (default signature: the secret never goes on the wire)")
     p.add_argument("--count", type=int, default=None, help="stop after N notifications")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")

@@ -1,45 +1,63 @@
 """``drbfast.connect``: a complete Deribit session over the compiled FastListener.
 
-The listener answers heartbeats by itself; this module does everything else: the
-session set-up on every (re)connect (hello, auth, set_heartbeat, cancel-on-disconnect,
-resubscribe, in that order), calls matched by id, subscriptions, book continuity, a
-credit budget, token refresh, a stale-connection watchdog and reconnects with backoff.
-Messages are parsed once with simdjson.
+The listener answers heartbeats by itself. This module is the asyncio driver around the
+sans-I/O session (:mod:`drbfast.session`): it moves bytes, wakes futures and keeps time.
+
+One task, the supervisor, owns the connection for the client's whole life: it opens the
+socket, runs the set-up (hello, auth, set_heartbeat, cancel-on-disconnect, resubscribe),
+serves the ready connection (watchdog, token refresh, book resyncs, probes) and, when
+the connection goes, backs off and opens the next one. There is never a second attempt
+beside it. A socket whose set-up failed is detached (its callbacks are ignored by
+identity from then on) before it is closed. Messages are parsed once with simdjson.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import picows
 import simdjson
 
 from ._listener import FastListener, monotonic_ns
-from .auth import Credentials, auth_params, refresh_params
+from .auth import auth_params
 from .backoff import Backoff
 from .errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectionLost,
     DeribitError,
+    DrbfastError,
+    MalformedReply,
     NotConnected,
     RequestTimeout,
     SubscriptionRefused,
     error_from_reply,
 )
-from .protocol import BookTracker, Reply, RequestIds, encode_request, split_channels
-from .ratelimit import SUBSCRIBE_CREDITS, CreditBucket, Credits
+from .protocol import BookTracker, Reply, encode_request, split_channels
+from .ratelimit import CreditBucket, CreditPools, Credits
+from .session import (
+    PendingTable,
+    ResyncSchedule,
+    SessionOptions,
+    SetupPlan,
+    SubscriptionRegistry,
+    TokenSchedule,
+    pool_of,
+    refused_channels,
+)
+from .orders import LabelMaker, Order, OrderResult, encode_order, order_params
 from .stats import ClientStats
+from .transport import default_ssl, open_listener
 from .urls import TESTNET
 
-__all__ = ["Client", "Connect", "Event", "Subscription", "connect"]
+__all__ = ["Client", "Connect", "Event", "OrderHandle", "State", "Subscription", "connect"]
 
 log = logging.getLogger("drbfast.client")
 
@@ -47,11 +65,25 @@ Callback = Callable[[str, Any], object]
 Overflow = Literal["drop_oldest", "drop_newest"]
 
 
+class State(str, enum.Enum):
+    """Where the client is. ``FAILED`` and ``CLOSED`` are final."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    SETTING_UP = "setting_up"
+    READY = "ready"
+    BACKING_OFF = "backing_off"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Event:
     """Something users may want to observe: ``kind`` is one of "connected",
-    "disconnected", "reconnecting", "reconnected", "fatal", "book_gap",
-    "subscription_refused", "watchdog"; ``detail`` says more."""
+    "disconnected", "reconnecting", "reconnect_failed", "reconnected", "fatal",
+    "book_gap", "book_dropped", "resync_failed", "subscription_refused", "watchdog";
+    ``detail`` says more."""
 
     kind: str
     detail: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +96,9 @@ class Subscription:
     Iterate with ``async for channel, data in sub``. The queue holds at most
     ``maxsize`` notifications; when the consumer falls behind, ``overflow`` says what
     goes (``"drop_oldest"`` by default) and ``dropped`` counts it; a warning is logged.
+    A book channel is never delivered with a hole: when its messages are dropped here,
+    its queued changes go too and the client fetches a fresh snapshot, which is the
+    next thing the consumer sees of that channel.
     """
 
     def __init__(self, client: Client, channels: list[str], callback: Callback | None, maxsize: int, overflow: Overflow) -> None:
@@ -93,17 +128,35 @@ class Subscription:
                 log.exception("drbfast: subscription callback for %s raised; the connection stays up", channel)
             return
         if len(self._queue) >= self.maxsize:
-            self.dropped += 1
-            self.client._stats.overflows += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("drbfast: subscription queue for %s full (%d): %s, %d dropped so far", channel, self.maxsize, self.overflow, self.dropped)
-            if self.overflow == "drop_newest":
+            self._overflow(channel)
+            if self.overflow == "drop_newest" or channel.startswith("book."):
+                if channel.startswith("book."):
+                    # The dropped change leaves a hole: the channel restarts from a snapshot.
+                    self._purge(channel)
+                    self.client._book_dropped(channel)
                 return
-            self._queue.popleft()
+            dropped_channel, _ = self._queue.popleft()
+            if dropped_channel.startswith("book."):
+                self._purge(dropped_channel)
+                self.client._book_dropped(dropped_channel)
         self._queue.append((channel, data))
         self.delivered += 1
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def _overflow(self, channel: str) -> None:
+        self.dropped += 1
+        self.client._stats.overflows += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning("drbfast: subscription queue full (%d) at %s: %s, %d dropped so far",
+                        self.maxsize, channel, self.overflow, self.dropped)
+
+    def _purge(self, channel: str) -> None:
+        kept = deque(item for item in self._queue if item[0] != channel)
+        removed = len(self._queue) - len(kept)
+        self.dropped += removed
+        self.client._stats.overflows += removed
+        self._queue = kept
 
     def _close(self) -> None:
         self.closed = True
@@ -135,73 +188,58 @@ class Subscription:
 class Client:
     """A Deribit session. Create it with :func:`connect`; see that function for options."""
 
-    def __init__(self, url: str, *, client_id: str | None, client_secret: str | None, auth: Literal["signature", "credentials"],
-                 heartbeat: float | None, cancel_on_disconnect: Literal["connection", "account"] | None, reconnect: bool,
-                 request_timeout: float, ssl: ssl_module.SSLContext | None, scope: str | None, client_name: str,
-                 client_version: str, credits: Credits | None, backoff: Backoff | None, on_event: Callable[[Event], object] | None,
-                 lazy: bool, watchdog: float | None, probe_interval: float | None, max_queue: int,
-                 listener_options: dict[str, Any] | None) -> None:
-        if (client_id is None) != (client_secret is None):
-            raise ConfigurationError("give both client_id and client_secret, or neither (no auth)")
-        if auth not in ("signature", "credentials"):
-            raise ConfigurationError("auth must be 'signature' (default, the secret stays local) or 'credentials'")
-        if cancel_on_disconnect not in (None, "connection", "account"):
-            raise ConfigurationError("cancel_on_disconnect must be None, 'connection' or 'account'")
-        if cancel_on_disconnect and client_id is None:
-            raise ConfigurationError("cancel_on_disconnect needs credentials: it is a private method")
-        if heartbeat is not None and heartbeat <= 0:
-            raise ConfigurationError("heartbeat is seconds (Deribit accepts 10 or more) or None")
-        if request_timeout <= 0:
-            raise ConfigurationError("request_timeout must be positive")
-        if not url.startswith(("ws://", "wss://")):
-            raise ConfigurationError(f"url must be ws:// or wss://, not {url!r}")
+    def __init__(self, url: str, options: SessionOptions | None = None) -> None:
+        self.options = o = options if options is not None else SessionOptions()
+        self._ssl = default_ssl(url, o.ssl)
         self.url = url
-        self._creds = Credentials(client_id, client_secret) if client_id is not None and client_secret is not None else None
-        self._grant = auth
-        self.heartbeat = heartbeat
-        self.cancel_on_disconnect = cancel_on_disconnect
-        self.reconnect = reconnect
-        self.request_timeout = request_timeout
-        self._ssl = ssl if ssl is not None else (ssl_module.create_default_context() if url.startswith("wss://") else None)
-        self._scope = scope
-        self._hello = {"client_name": client_name, "client_version": client_version}
-        # One request's worth is kept back for the engine's public/test answers, which
-        # Deribit charges too but which are never delayed.
-        self._credits = CreditBucket(credits, reserve=credits.cost) if credits is not None else None
-        self._sub_credits = CreditBucket(SUBSCRIBE_CREDITS) if credits is not None else None
-        self._backoff = backoff or Backoff()
-        self._on_event = on_event
-        self._lazy = lazy
-        self._watchdog_timeout = watchdog if watchdog is not None else (heartbeat * 2.0 if heartbeat else None)
-        self._probe_interval = probe_interval
-        self._max_queue = max_queue
-        self._listener_options = listener_options or {}
-
-        self._ids = RequestIds()
-        self._pending: dict[int, tuple[asyncio.Future[Reply], str]] = {}
+        self._creds = o.credentials
+        if self._creds is not None and o.auth == "credentials" and url.startswith("ws://"):
+            log.warning("drbfast: auth='credentials' over ws:// sends the client secret unencrypted; "
+                        "use wss:// or the default auth='signature'")
+        pools = o.credits
+        if pools is not None:
+            self._buckets: dict[str, CreditBucket] | None = dict(zip(("non_matching", "subscribe", "matching"), pools.buckets()))
+        else:
+            self._buckets = None
+        self._backoff = o.backoff or Backoff()
+        self._pending: PendingTable[asyncio.Future[Reply]] = PendingTable()
+        self._registry: SubscriptionRegistry[Subscription] = SubscriptionRegistry()
         self._subs: list[Subscription] = []
-        self._by_channel: dict[str, list[Subscription]] = {}
         self._books = BookTracker()
-        self._resyncing: set[str] = set()
+        self._resync = ResyncSchedule(lambda: Backoff(initial=0.1, cap=5.0))
+        self._tokens = TokenSchedule()
         self._parser = simdjson.Parser()
         self._listener: FastListener | None = None
         self._transport: Any = None
+        self._state = State.NEW
         self._ready = asyncio.Event()
+        self._lost: asyncio.Future[ConnectionLost] | None = None
+        self._kick: asyncio.Future[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._first: asyncio.Future[None] | None = None
         self._closing = False
         self._fatal: BaseException | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._refresh_token: str | None = None
-        self._token_expires_at: float | None = None
+        self._engine_charged = 0
+        self._paused_since_ns = 0
+        self._next_probe = 0.0
         self._stats = ClientStats()
-        self._epoch = 0  # bumps on every connection, so stale tasks know to stop
         self.events: deque[Event] = deque(maxlen=256)
+        self._labels = LabelMaker()
+        #: orders sent whose acknowledgement has not come yet, by label
+        self._unacked: dict[str, OrderHandle] = {}
+        #: orders whose acknowledgement was lost (drop, timeout): looked up when ready
+        self._to_reconcile: deque[OrderHandle] = deque()
+        self._order_tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         who = f", client_id={self._creds.client_id!r}" if self._creds else ""
-        state = "connected" if self.connected else "closed" if self._closing else "disconnected"
-        return f"Client({self.url!r}{who}, {state})"
+        return f"Client({self.url!r}{who}, {self._state.value})"
 
     # ------------------------------------------------------------ lifecycle
+
+    @property
+    def state(self) -> State:
+        return self._state
 
     @property
     def connected(self) -> bool:
@@ -223,203 +261,350 @@ class Client:
     def _emit(self, kind: str, **detail: Any) -> None:
         event = Event(kind, detail)
         self.events.append(event)
-        if self._on_event is not None:
+        if self.options.on_event is not None:
             try:
-                self._on_event(event)
+                self.options.on_event(event)
             except Exception:
                 log.exception("drbfast: on_event callback raised")
 
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _poke(self) -> None:
+        """Wake the supervisor (a disconnect, a close, a resync to do)."""
+        kick = self._kick
+        if kick is not None and not kick.done():
+            kick.set_result(None)
 
-    async def _open(self) -> None:
+    async def _start(self) -> None:
+        """Start the supervisor and wait for the first session. If that fails or the
+        caller is cancelled, nothing is left behind: no socket, no task, no retry."""
+        if self._state is not State.NEW:
+            raise ConfigurationError("this client was started already; call drbfast.connect() again for a new one")
+        loop = asyncio.get_running_loop()
+        self._first = loop.create_future()
+        self._supervisor = loop.create_task(self._supervise(), name=f"drbfast supervisor {self.url}")
+        try:
+            await self._first
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _supervise(self) -> None:
+        first = True
+        try:
+            while not self._closing:
+                try:
+                    await self._attempt()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    err = _as_drbfast(exc)
+                    if first:
+                        if self._first is not None and not self._first.done():
+                            self._first.set_exception(err)
+                        return
+                    if self._closing:
+                        return
+                    if isinstance(err, (AuthenticationError, ConfigurationError)):
+                        # Bad credentials do not get better by retrying.
+                        self._fail(err)
+                        return
+                    log.warning("drbfast: reconnect attempt failed: %s", err)
+                    self._emit("reconnect_failed", error=str(err), attempt=self._backoff.attempts)
+                    await self._back_off()
+                    continue
+                if first:
+                    first = False
+                    if self._first is not None and not self._first.done():
+                        self._first.set_result(None)
+                    self._emit("connected", url=self.url)
+                else:
+                    self._stats.reconnects += 1
+                    self._emit("reconnected", url=self.url)
+                self._backoff.reset()
+                await self._serve()
+                if self._closing:
+                    return
+                if not self.options.reconnect:
+                    self._state = State.CLOSED
+                    self._end_subscriptions()
+                    return
+                await self._back_off()
+        finally:
+            if self._listener is not None:
+                self._detach(self._listener, "drbfast client closed")
+
+    async def _back_off(self) -> None:
+        self._state = State.BACKING_OFF
+        delay = self._backoff.next()
+        self._emit("reconnecting", delay=delay, attempt=self._backoff.attempts)
+        await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if poked (close, disconnect, resync)."""
+        if self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        self._kick = kick = loop.create_future()
+        handle = loop.call_later(max(delay, 0.0), self._poke)
+        try:
+            await kick
+        finally:
+            handle.cancel()
+            self._kick = None
+
+    def _fail(self, err: BaseException) -> None:
+        self._fatal = err
+        self._state = State.FAILED
+        self._emit("fatal", error=str(err))
+        log.error("drbfast: reconnecting gave up: %s", err)
+        self._end_subscriptions()
+
+    async def _attempt(self) -> None:
         """Open a socket and run the session set-up on it."""
-        self._epoch += 1
-        epoch = self._epoch
-        opts = dict(self._listener_options)
+        o = self.options
+        self._state = State.CONNECTING
+        opts = dict(o.listener_options or {})
 
         def factory() -> FastListener:
             return FastListener(self._on_message, None, self._on_disconnected, logger=log, **opts)
 
-        transport, listener = await asyncio.wait_for(
-            picows.ws_connect(factory, self.url, ssl_context=self._ssl, websocket_handshake_timeout=self.request_timeout, enable_auto_pong=True),
-            self.request_timeout + 1.0,
-        )
-        assert isinstance(listener, FastListener)
+        transport, listener = await open_listener(factory, self.url, ssl=self._ssl, timeout=o.connect_timeout,
+                                                  listener_type=FastListener, max_frame_size=o.max_frame_size)
+        if self._closing:
+            listener.close(1000, "drbfast client closed")
+            raise NotConnected("the client was closed while connecting")
         self._transport = transport
         self._listener = listener
+        self._lost = asyncio.get_running_loop().create_future()
+        self._engine_charged = 0
+        self._paused_since_ns = 0
         self._books.reset()
-        self._resyncing.clear()
+        self._resync.clear()
+        self._tokens.clear()
+        self._state = State.SETTING_UP
         try:
-            await self._setup()
-        except BaseException:
-            listener.close(1000, "session set-up failed")
-            raise
-        self._ready.set()
-        self._backoff.reset()
-        if self._watchdog_timeout:
-            self._spawn(self._watchdog(epoch))
-        if self._probe_interval:
-            self._spawn(self._probe(epoch))
-
-    async def _setup(self) -> None:
-        """hello, auth, set_heartbeat, cancel-on-disconnect, resubscribe: on every connect."""
-        await self._setup_call("public/hello", self._hello)
-        if self._creds is not None:
-            await self._authenticate()
-        if self.heartbeat is not None:
-            await self._setup_call("public/set_heartbeat", {"interval": self.heartbeat})
-        if self.cancel_on_disconnect is not None:
-            # Connection scope covers only this socket: re-armed on every connect.
-            await self._setup_call("private/enable_cancel_on_disconnect", {"scope": self.cancel_on_disconnect})
-        channels = list(self._by_channel)
-        if channels:
-            method = "private/subscribe" if self._creds else "public/subscribe"
-            for chunk in split_channels(method, channels):
-                accepted = await self._setup_call(method, {"channels": chunk})
-                refused = sorted(set(chunk) - set(accepted or []))
+            if not listener.is_connected:
+                raise ConnectionLost("the connection closed right after the handshake")
+            plan = SetupPlan(o, self._registry.channels)
+            while (step := plan.next()) is not None:
+                result = await self._setup_call(step.method, step.params)
+                refused = plan.done(step, result)
+                if step.kind == "auth" and plan.token is not None:
+                    self._tokens.on_auth(plan.token, time.monotonic())
                 if refused:
-                    log.warning("drbfast: on resubscribe Deribit refused %s", refused)
-                    self._emit("subscription_refused", channels=refused)
+                    self._refused_on_resubscribe(refused)
+        except BaseException:
+            self._detach(listener, "session set-up failed")
+            raise
+        self._next_probe = time.monotonic() + (o.probe_interval or 0.0)
+        self._state = State.READY
+        self._ready.set()
 
-    async def _authenticate(self) -> None:
-        assert self._creds is not None
-        result = await self._setup_call("public/auth", auth_params(self._creds, self._grant, self._scope))
-        self._token_from(result)
+    def _refused_on_resubscribe(self, refused: list[str]) -> None:
+        log.warning("drbfast: on resubscribe Deribit refused %s", refused)
+        self._emit("subscription_refused", channels=refused)
+        for channel in refused:
+            for sub in list(self._registry.holders(channel) or ()):
+                self._registry.remove(sub, [channel])
+                sub.channels = [c for c in sub.channels if c != channel]
+                sub.refused.append(channel)
+            self._books.forget(channel)
 
-    def _token_from(self, result: Any) -> None:
-        if not isinstance(result, dict):
-            return
-        self._refresh_token = result.get("refresh_token")
-        expires = result.get("expires_in")
-        if isinstance(expires, (int, float)) and expires > 0:
-            self._token_expires_at = time.monotonic() + expires
-            # Refresh at 80 % of the lifetime (the Coinbase SDK's rule; Deribit gives none).
-            self._spawn(self._refresh_later(self._epoch, expires * 0.8))
+    def _detach(self, listener: FastListener, reason: str) -> None:
+        """Stop listening to ``listener`` (its callbacks are ignored from now on), fail
+        what is in flight on it, and close it."""
+        if listener is self._listener:
+            self._lost_connection(listener, ConnectionLost(f"connection closed: {reason}"))
+        if listener.is_connected:
+            listener.close(1000, reason)
+        transport = self._transport
+        if transport is not None and transport is listener.transport:
+            self._transport = None
 
-    async def _refresh_later(self, epoch: int, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if epoch != self._epoch or self._closing or not self.connected:
-            return
-        try:
-            if self._refresh_token:
-                result = await self._setup_call("public/auth", refresh_params(self._refresh_token))
-            else:
-                raise AuthenticationError(13009, "unauthorized", "no refresh token")
-        except DeribitError:
-            log.warning("drbfast: token refresh failed; authenticating again")
-            try:
-                await self._authenticate()
-                self._stats.token_refreshes += 1
-            except (DeribitError, ConnectionLost, RequestTimeout) as exc:
-                log.error("drbfast: re-authentication failed: %s", exc)
-            return
-        except (ConnectionLost, RequestTimeout):
-            return
-        self._stats.token_refreshes += 1
-        self._token_from(result)
-
-    async def _run_connect(self) -> None:
-        self._closing = False
-        await self._open()
-        self._emit("connected", url=self.url)
+    def _lost_connection(self, listener: FastListener, lost: ConnectionLost) -> None:
+        self._charge_engine()
+        self._listener = None
+        self._ready.clear()
+        for pending in self._pending.fail_all():
+            if not pending.waiter.done():
+                pending.waiter.set_exception(lost)
+        self._stats.absorb_final(listener.stats)
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(lost)
+        self._poke()
 
     def _on_disconnected(self, listener: FastListener) -> None:
         if listener is not self._listener:
-            return
-        self._ready.clear()
-        self._epoch += 1
+            return  # a detached socket: its set-up failed or it was replaced
         code, reason = listener.close_code, listener.close_reason
-        lost = ConnectionLost(f"connection lost (close code {code}, {reason!r})" if code else "connection lost", close_code=code, close_reason=reason)
-        pending, self._pending = self._pending, {}
-        for fut, _ in pending.values():
-            if not fut.done():
-                fut.set_exception(lost)
-        self._stats.absorb_final(listener.stats)
-        self._listener = None
-        self._emit("disconnected", close_code=code, close_reason=reason, failed_requests=len(pending))
-        if self._closing:
-            self._end_subscriptions()
-        elif self.reconnect and self._fatal is None:
-            self._spawn(self._reconnect_loop())
-        else:
-            self._end_subscriptions()
+        lost = ConnectionLost(f"connection lost (close code {code}, {reason!r})" if code else "connection lost",
+                              close_code=code, close_reason=reason)
+        failed = len(self._pending)
+        self._lost_connection(listener, lost)
+        self._emit("disconnected", close_code=code, close_reason=reason, failed_requests=failed)
 
     def _end_subscriptions(self) -> None:
         for sub in self._subs:
             sub._close()
 
-    async def _reconnect_loop(self) -> None:
-        while not self._closing:
-            delay = self._backoff.next()
-            self._emit("reconnecting", delay=delay, attempt=self._backoff.attempts)
-            await asyncio.sleep(delay)
-            if self._closing:
+    async def _serve(self) -> None:
+        """The connection is ready: keep it so until it goes or the client closes."""
+        lost = self._lost
+        assert lost is not None
+        while not lost.done() and not self._closing:
+            await self._sleep(self._next_deadline())
+            if lost.done() or self._closing:
                 return
             try:
-                await self._open()
-            except AuthenticationError as exc:
-                # Bad credentials do not get better by retrying.
-                self._fatal = exc
-                self._emit("fatal", error=str(exc))
-                log.error("drbfast: reconnect gave up: %s", exc)
-                self._end_subscriptions()
-                return
-            except (OSError, asyncio.TimeoutError, ConnectionLost, RequestTimeout, DeribitError, picows.WSError) as exc:
-                log.warning("drbfast: reconnect attempt failed: %s", exc)
+                await self._housekeeping()
+            except (ConnectionLost, RequestTimeout, NotConnected):
                 continue
-            self._stats.reconnects += 1
-            self._emit("reconnected", url=self.url)
+
+    def _next_deadline(self) -> float:
+        now = time.monotonic()
+        delay = 1.0
+        wd = self.options.watchdog_timeout
+        if wd:
+            delay = min(delay, wd / 4)
+        if self._to_reconcile:
+            return 0.0
+        for t in (self._tokens.refresh_at, self._resync.next_due()):
+            if t is not None:
+                delay = min(delay, t - now)
+        if self.options.probe_interval:
+            delay = min(delay, self._next_probe - now)
+        return max(delay, 0.0)
+
+    async def _housekeeping(self) -> None:
+        listener = self._listener
+        if listener is None:
             return
+        self._charge_engine()
+        now = time.monotonic()
+        if self._watchdog_fired(listener):
+            return
+        if self.options.probe_interval and now >= self._next_probe:
+            self._next_probe = now + self.options.probe_interval
+            if listener.is_connected:
+                listener.send_probe()
+        if self._tokens.due(now):
+            await self._refresh_token()
+        for channel in self._resync.due(time.monotonic()):
+            await self._resync_channel(channel)
+        while self._to_reconcile and self._listener is not None:
+            await self._reconcile(self._to_reconcile[0])
+            self._to_reconcile.popleft()
 
-    async def _watchdog(self, epoch: int) -> None:
+    def _watchdog_fired(self, listener: FastListener) -> bool:
         """Drop a connection that received nothing (heartbeats included) for longer than
-        the heartbeat interval allows, before Deribit drops it."""
-        timeout = self._watchdog_timeout
-        assert timeout is not None
-        while epoch == self._epoch and not self._closing:
-            await asyncio.sleep(min(timeout / 4, 1.0))
-            listener = self._listener
-            if listener is None or epoch != self._epoch:
-                return
-            last = listener.stats.last_rx_ns
-            if last and (monotonic_ns() - last) / 1e9 > timeout:
-                self._stats.watchdog_drops += 1
-                self._emit("watchdog", silent_for=(monotonic_ns() - last) / 1e9)
-                log.warning("drbfast: nothing received for %.1f s; dropping the connection", (monotonic_ns() - last) / 1e9)
-                listener.close(1001, "drbfast watchdog: connection stale")
-                return
+        the heartbeat interval allows, before Deribit drops it. Time during which reading
+        is paused on purpose (a slow consumer's backpressure) does not count."""
+        timeout = self.options.watchdog_timeout
+        if not timeout:
+            return False
+        now = monotonic_ns()
+        underlying = getattr(listener.transport, "underlying_transport", None)
+        if underlying is not None and not underlying.is_reading():
+            self._paused_since_ns = now
+            return False
+        last = max(listener.stats.last_rx_ns, self._paused_since_ns)
+        if last and (now - last) / 1e9 > timeout:
+            silent = (now - last) / 1e9
+            self._stats.watchdog_drops += 1
+            self._emit("watchdog", silent_for=silent)
+            log.warning("drbfast: nothing received for %.1f s; dropping the connection", silent)
+            listener.close(1001, "drbfast watchdog: connection stale")
+            return True
+        return False
 
-    async def _probe(self, epoch: int) -> None:
-        assert self._probe_interval is not None
-        while epoch == self._epoch and not self._closing:
-            await asyncio.sleep(self._probe_interval)
-            if epoch == self._epoch and self._listener is not None and self._listener.is_connected:
-                self._listener.send_probe()
+    async def _refresh_token(self) -> None:
+        params = self._tokens.refresh_params() if self.options.auth != "coinbase_cdp" else None
+        self._tokens.refresh_at = None
+        try:
+            if params is None:
+                raise DeribitError(13009, "unauthorized", "no refresh token")
+            result = await self._setup_call("public/auth", params)
+        except DeribitError:
+            if self.options.auth != "coinbase_cdp":
+                log.warning("drbfast: token refresh failed; authenticating again")
+            if self._creds is None:
+                return
+            try:
+                result = await self._setup_call("public/auth", auth_params(self._creds, self.options.auth, self.options.scope))
+            except DeribitError as exc:
+                log.error("drbfast: re-authentication failed: %s", exc)
+                self._tokens.refresh_at = time.monotonic() + 5.0
+                return
+        if isinstance(result, dict):
+            self._tokens.on_auth(result, time.monotonic())
+        self._stats.token_refreshes += 1
+
+    async def _resync_channel(self, channel: str) -> None:
+        """A fresh snapshot needs unsubscribe then subscribe (PROTOCOL.md 4.3); retried
+        with backoff until it works or the channel is unsubscribed."""
+        if channel not in self._registry:
+            self._resync.done(channel)
+            return
+        prefix = "private" if self._creds else "public"
+        try:
+            await self._setup_call(f"{prefix}/unsubscribe", {"channels": [channel]})
+            if channel in self._registry:
+                result = await self._setup_call(f"{prefix}/subscribe", {"channels": [channel]})
+                if refused_channels(f"{prefix}/subscribe", [channel], result):
+                    raise SubscriptionRefused([channel])
+        except (DeribitError, MalformedReply, SubscriptionRefused, RequestTimeout) as exc:
+            delay = self._resync.failed(channel, time.monotonic())
+            self._emit("resync_failed", channel=channel, error=str(exc), retry_in=delay)
+            log.warning("drbfast: resync of %s failed (%s); retrying in %.2f s", channel, exc, delay)
+            return
+        self._resync.done(channel)
 
     async def close(self) -> None:
-        """Close the session: no reconnect; pending requests fail with ConnectionLost."""
+        """Close the session: no reconnect; pending requests fail with ConnectionLost.
+        Returns once the socket is closed and the supervisor has stopped."""
+        if self._state in (State.CLOSED, State.FAILED) and (self._supervisor is None or self._supervisor.done()):
+            self._state = State.CLOSED
+            self._end_subscriptions()
+            return
         self._closing = True
+        connecting = self._state is State.CONNECTING
+        self._state = State.CLOSING
         self._ready.clear()
-        listener = self._listener
-        if listener is not None and listener.is_connected:
-            listener.close(1000, "")
-            if self._transport is not None:
+        listener, transport = self._listener, self._transport
+        if listener is not None:
+            self._detach(listener, "drbfast client closed")
+        self._poke()
+        if transport is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(transport.wait_disconnected()), 2.0)
+            except (asyncio.TimeoutError, Exception):
+                transport.disconnect(graceful=False)
+        sup = self._supervisor
+        if sup is not None and connecting:
+            sup.cancel()  # in the middle of TCP/TLS/handshake: nothing to wait for
+        if sup is not None and not sup.done() and sup is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(asyncio.shield(sup), 2.0)
+            except (asyncio.TimeoutError, Exception):
+                sup.cancel()
                 try:
-                    await asyncio.wait_for(self._transport.wait_disconnected(), 5.0)
-                except asyncio.TimeoutError:
-                    self._transport.disconnect(graceful=False)
-        for task in list(self._tasks):
+                    await sup
+                except BaseException:
+                    pass
+        for task in list(self._order_tasks):
             task.cancel()
+        self._state = State.CLOSED
         self._end_subscriptions()
+        for handle in list(self._to_reconcile):
+            handle._settle("unknown", None)
+        self._to_reconcile.clear()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the session is (re)connected; raises the fatal error if reconnects gave up."""
+        """Wait until the session is (re)connected; raises the fatal error if reconnects
+        gave up, :class:`NotConnected` if the client is closed."""
         if self._fatal is not None:
             raise self._fatal
+        if self._state is State.CLOSED:
+            raise NotConnected("the client is closed")
         await asyncio.wait_for(self._ready.wait(), timeout)
 
     # ------------------------------------------------------------ receiving
@@ -447,10 +632,10 @@ class Client:
                     self._stats.parse_errors += 1
                     return
                 channel = params.get("channel")
-                data = params.get("data")
-                if not self._lazy:
-                    data = _materialize(data)
-                self._on_notification(str(channel), data)
+                if not isinstance(channel, str):
+                    self._stats.parse_errors += 1
+                    return
+                self._on_notification(channel, params.get("data"))
             elif "id" in doc or "error" in doc or "result" in doc:
                 self._on_reply(Reply.from_message(doc.as_dict()))
             else:
@@ -464,7 +649,7 @@ class Client:
         if reply.us_in is not None and reply.us_out is not None:
             self._stats.server_us_diff = reply.us_out - reply.us_in
             self._stats.clock_offset_us = reply.us_out - time.time_ns() // 1000
-        entry = self._pending.pop(reply.id, None) if isinstance(reply.id, int) else None
+        entry = self._pending.pop(reply.id)
         if entry is None:
             self._stats.orphan_replies += 1
             if reply.error is not None:
@@ -472,68 +657,96 @@ class Client:
             else:
                 log.warning("drbfast: response with unknown id %r ignored", reply.id)
             return
-        fut, _ = entry
-        if not fut.done():
-            fut.set_result(reply)
+        if not entry.waiter.done():
+            entry.waiter.set_result(reply)
 
     def _on_notification(self, channel: str, data: Any) -> None:
         self._stats.notifications += 1
-        subs = self._by_channel.get(channel)
-        if not subs:
+        holders = self._registry.holders(channel)
+        if not holders:
             return
-        if channel.startswith("book.") and not self._lazy:
+        if channel.startswith("book."):
+            # Continuity is checked on what the exchange sent, in every mode, before any
+            # local queue policy.
             if not self._books.check(channel, data):
-                if channel not in self._resyncing:
-                    self._resyncing.add(channel)
+                if channel not in self._resync:
                     self._stats.book_gaps += 1
                     self._emit("book_gap", channel=channel)
                     log.warning("drbfast: %s skipped a change_id; resubscribing for a fresh snapshot", channel)
-                    self._spawn(self._resync(channel))
+                    self._request_resync(channel)
                 return
-            if data.get("type") == "snapshot":
-                self._resyncing.discard(channel)
-        for sub in subs:
+        if not self.options.lazy:
+            data = _materialize(data)
+        for sub in holders:
             sub._deliver(channel, data)
 
-    async def _resync(self, channel: str) -> None:
-        """A fresh snapshot needs unsubscribe then subscribe (PROTOCOL.md 4.3)."""
-        prefix = "private" if self._creds else "public"
-        try:
-            await self._setup_call(f"{prefix}/unsubscribe", {"channels": [channel]})
-            if channel in self._by_channel:
-                await self._setup_call(f"{prefix}/subscribe", {"channels": [channel]})
-        except (DeribitError, ConnectionLost, RequestTimeout) as exc:
-            log.warning("drbfast: resync of %s failed: %s", channel, exc)
+    def _request_resync(self, channel: str) -> None:
+        if self._resync.request(channel, time.monotonic()):
+            self._poke()
+
+    def _book_dropped(self, channel: str) -> None:
+        """A subscription queue dropped a change of ``channel``: what follows would not
+        apply, so refuse its changes until a fresh snapshot arrives."""
+        self._books.invalidate(channel)
+        self._stats.book_local_drops += 1
+        self._emit("book_dropped", channel=channel)
+        self._request_resync(channel)
 
     # ------------------------------------------------------------ calling
 
-    async def _setup_call(self, method: str, params: dict[str, Any]) -> Any:
-        """A set-up request: charged to the credit budget, but sent before readiness."""
-        bucket = self._sub_credits if method.endswith("/subscribe") else self._credits
-        if bucket is not None:
-            await bucket.acquire()
-        return await self._raw_call(method, params)
+    def _bucket(self, method: str) -> CreditBucket | None:
+        if self._buckets is None:
+            return None
+        return self._buckets[pool_of(method)]
 
-    async def _raw_call(self, method: str, params: dict[str, Any]) -> Any:
-        """Send now (no readiness wait, no credit wait) and return the result."""
+    def _charge_engine(self) -> None:
+        """Charge the listener's own sends (test_request answers, probes) to the
+        non-matching pool: Deribit counts them too."""
+        listener = self._listener
+        if listener is None or self._buckets is None:
+            return
+        st = listener.stats
+        sent = st.replies_sent + st.probes_sent
+        self._buckets["non_matching"].charge(count=sent - self._engine_charged)
+        self._engine_charged = sent
+
+    async def _setup_call(self, method: str, params: dict[str, Any]) -> Any:
+        """A request sent before readiness (set-up, refresh, resync): charged to the
+        credit budget like any other."""
+        bucket = self._bucket(method)
+        if bucket is not None:
+            self._charge_engine()
+            await bucket.acquire()
+        return await self._request(method, params)
+
+    async def _request(self, method: str, params: dict[str, Any]) -> Any:
+        """Send now on the current socket and return the result."""
         listener = self._listener
         if listener is None or not listener.is_connected:
             raise ConnectionLost("not connected")
-        req_id = self._ids()
-        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[req_id] = (fut, method)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reply] = loop.create_future()
+        req_id = self._pending.add(method, fut)
+        timeout = self.options.request_timeout
         try:
             listener.send(encode_request(req_id, method, params))
-            reply = await asyncio.wait_for(fut, self.request_timeout)
-        except asyncio.TimeoutError:
-            self._pending.pop(req_id, None)
-            self._stats.timeouts += 1
-            raise RequestTimeout(method, self.request_timeout) from None
+        except Exception as exc:
+            self._pending.discard(req_id)
+            raise ConnectionLost(f"sending {method} failed: {exc}") from exc
+        timer = loop.call_later(timeout, self._expire, fut, method)
+        try:
+            reply = await fut
         finally:
-            self._pending.pop(req_id, None)
+            timer.cancel()
+            self._pending.discard(req_id)
         if reply.error is not None:
             raise error_from_reply(reply.error, method)
         return reply.result
+
+    def _expire(self, fut: asyncio.Future[Reply], method: str) -> None:
+        if not fut.done():
+            self._stats.timeouts += 1
+            fut.set_exception(RequestTimeout(method, self.options.request_timeout))
 
     async def call(self, method: str, /, **params: Any) -> Any:
         """Call a Deribit method and return its ``result``.
@@ -543,20 +756,238 @@ class Client:
         the connection drops first. While reconnecting, waits up to ``request_timeout``
         for the session to come back; requests are spaced by the credit budget.
         """
-        if self._closing:
-            raise NotConnected("the client is closed")
         if self._fatal is not None:
-            raise NotConnected(f"reconnecting gave up: {self._fatal}")
+            raise NotConnected(f"reconnecting gave up: {self._fatal}") from self._fatal
+        if self._closing or self._state in (State.CLOSED, State.NEW):
+            raise NotConnected("the client is closed" if self._state is not State.NEW else "the client is not started")
         if not self._ready.is_set():
             try:
-                await asyncio.wait_for(self._ready.wait(), self.request_timeout)
+                await asyncio.wait_for(self._ready.wait(), self.options.request_timeout)
             except asyncio.TimeoutError:
-                raise NotConnected(f"not connected after {self.request_timeout:g} s") from None
-        if self._credits is not None:
-            bucket = self._sub_credits if method.endswith("/subscribe") else self._credits
-            assert bucket is not None
-            await bucket.acquire()
-        return await self._raw_call(method, params)
+                raise NotConnected(f"not connected after {self.options.request_timeout:g} s") from None
+        return await self._setup_call(method, params)
+
+
+    # ------------------------------------------------------------ orders
+
+    async def buy(self, instrument_name: str, amount: float, *, price: float | None = None, type: str = "limit",
+                  post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
+                  label: str | None = None, **extra: Any) -> OrderResult:
+        """``private/buy``; returns the :class:`OrderResult` (``order``, ``trades``).
+
+        Every order carries a label (``label`` or one made by the client, see
+        :attr:`OrderHandle.label`) so that one whose acknowledgement is lost can be found
+        again: the call then raises :class:`ConnectionLost` (or :class:`RequestTimeout`)
+        and, once the session is back, the client looks the label up and emits an
+        ``order_reconciled`` event saying what became of it. Other Deribit parameters
+        (``max_show``, ``trigger``, ``trigger_price``, ``advanced``, ``mmp``,
+        ``valid_until``, ...) pass through ``extra``. Charged to the matching-engine pool."""
+        handle = self.place("buy", instrument_name, amount, price=price, type=type, post_only=post_only,
+                            reduce_only=reduce_only, time_in_force=time_in_force, label=label, **extra)
+        return await handle
+
+    async def sell(self, instrument_name: str, amount: float, *, price: float | None = None, type: str = "limit",
+                   post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
+                   label: str | None = None, **extra: Any) -> OrderResult:
+        """``private/sell``: as :meth:`buy`."""
+        handle = self.place("sell", instrument_name, amount, price=price, type=type, post_only=post_only,
+                            reduce_only=reduce_only, time_in_force=time_in_force, label=label, **extra)
+        return await handle
+
+    def place(self, side: Literal["buy", "sell"], instrument_name: str, amount: float, *, price: float | None = None,
+              type: str = "limit", post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
+              label: str | None = None, on_ack: Callable[[OrderHandle], object] | None = None, **extra: Any) -> OrderHandle:
+        """Fire and forget: send a buy or sell now and return its :class:`OrderHandle`
+        at once (``await handle`` for the :class:`OrderResult`). ``on_ack(handle)`` is
+        called when the acknowledgement (or the error) arrives. With credits at hand and
+        the session ready the frame is written before this returns; otherwise it is
+        sent as soon as both allow."""
+        if side not in ("buy", "sell"):
+            raise ConfigurationError("side must be 'buy' or 'sell'")
+        if self._creds is None:
+            raise ConfigurationError("orders need credentials: connect with client_id and client_secret")
+        params = order_params(instrument_name, amount, price=price, type=type, post_only=post_only,
+                              reduce_only=reduce_only, time_in_force=time_in_force,
+                              label=label if label is not None else self._labels(), **extra)
+        handle = OrderHandle(f"private/{side}", params, on_ack)
+        self._submit(handle)
+        return handle
+
+    def _submit(self, handle: OrderHandle) -> None:
+        if self._fatal is not None or self._closing or self._state in (State.CLOSED, State.NEW):
+            handle._fail(NotConnected("the client is closed" if self._fatal is None else f"reconnecting gave up: {self._fatal}"))
+            return
+        bucket = self._bucket(handle.method)
+        listener = self._listener
+        if self._ready.is_set() and listener is not None and (bucket is None or bucket.try_acquire() == 0.0):
+            self._send_order(handle, listener)
+            return
+        task = asyncio.get_running_loop().create_task(self._submit_later(handle))
+        self._order_tasks.add(task)
+        task.add_done_callback(self._order_tasks.discard)
+
+    async def _submit_later(self, handle: OrderHandle) -> None:
+        try:
+            if not self._ready.is_set():
+                try:
+                    await asyncio.wait_for(self._ready.wait(), self.options.request_timeout)
+                except asyncio.TimeoutError:
+                    raise NotConnected(f"not connected after {self.options.request_timeout:g} s") from None
+            bucket = self._bucket(handle.method)
+            if bucket is not None:
+                await bucket.acquire()
+            listener = self._listener
+            if listener is None or not self._ready.is_set():
+                raise NotConnected("the connection went while the order waited for credits")
+            self._send_order(handle, listener)
+        except asyncio.CancelledError:
+            handle._fail(NotConnected("the client closed before the order was sent"))
+            raise
+        except DrbfastError as exc:
+            handle._fail(exc)
+
+    def _send_order(self, handle: OrderHandle, listener: FastListener) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reply] = loop.create_future()
+        req_id = self._pending.add(handle.method, fut)
+        try:
+            listener.send(encode_order(req_id, handle.method, handle.params))
+        except Exception as exc:
+            self._pending.discard(req_id)
+            handle._fail(ConnectionLost(f"sending {handle.method} failed: {exc}"))
+            return
+        handle.sent = True
+        self._unacked[handle.label] = handle
+        timer = loop.call_later(self.options.request_timeout, self._expire, fut, handle.method)
+
+        def acked(f: asyncio.Future[Reply]) -> None:
+            timer.cancel()
+            self._pending.discard(req_id)
+            self._unacked.pop(handle.label, None)
+            if f.cancelled():
+                handle._fail(ConnectionLost("the order's wait was cancelled"))
+                return
+            exc = f.exception()
+            if exc is not None:
+                if isinstance(exc, (ConnectionLost, RequestTimeout)):
+                    # It may or may not have reached the matching engine: find out.
+                    handle.uncertain = True
+                    self._to_reconcile.append(handle)
+                    self._poke()
+                handle._fail(exc)
+                return
+            reply = f.result()
+            if reply.error is not None:
+                handle._fail(error_from_reply(reply.error, handle.method))
+            elif not isinstance(reply.result, dict) or not isinstance(reply.result.get("order"), dict):
+                handle._fail(MalformedReply(handle.method, reply.result))
+            else:
+                handle._resolve(OrderResult(reply.result))
+
+        fut.add_done_callback(acked)
+
+    async def _reconcile(self, handle: OrderHandle) -> None:
+        """Find out what became of an order whose acknowledgement was lost."""
+        name = handle.params["instrument_name"]
+        try:
+            orders = await self._setup_call("private/get_order_state_by_label",
+                                             {"currency": _currency_of(name), "label": handle.label})
+        except DeribitError:
+            # Older APIs or a gateway without the method: the open orders of the instrument.
+            orders = await self._setup_call("private/get_open_orders_by_instrument", {"instrument_name": name})
+        found = [Order(o) for o in orders or () if isinstance(o, dict) and o.get("label") == handle.label]
+        if not found:
+            outcome = "not_found"
+        elif found[0].order_state == "rejected":
+            outcome = "rejected"
+        else:
+            outcome = "placed"
+        handle._settle(outcome, found[0] if found else None)
+        self._emit("order_reconciled", label=handle.label, outcome=outcome,
+                   order_id=found[0].order_id if found else None, state=found[0].order_state if found else None)
+
+    async def _order_call(self, method: str, params: dict[str, Any]) -> Any:
+        if self._creds is None:
+            raise ConfigurationError("orders need credentials: connect with client_id and client_secret")
+        return await self.call(method, **{k: v for k, v in params.items() if v is not None})
+
+    async def edit(self, order_id: str, amount: float, *, price: float | None = None, post_only: bool | None = None,
+                   reduce_only: bool | None = None, **extra: Any) -> OrderResult:
+        """``private/edit``: new amount (and price, ...) of an open order."""
+        return _order_result("private/edit", await self._order_call(
+            "private/edit", {"order_id": order_id, "amount": amount, "price": price, "post_only": post_only,
+                             "reduce_only": reduce_only, **extra}))
+
+    async def edit_by_label(self, label: str, instrument_name: str, amount: float, *, price: float | None = None,
+                            **extra: Any) -> OrderResult:
+        """``private/edit_by_label``: edit the one open order with ``label``."""
+        return _order_result("private/edit_by_label", await self._order_call(
+            "private/edit_by_label", {"label": label, "instrument_name": instrument_name, "amount": amount,
+                                      "price": price, **extra}))
+
+    async def cancel(self, order_id: str) -> Order:
+        """``private/cancel``: returns the cancelled order."""
+        result = await self._order_call("private/cancel", {"order_id": order_id})
+        if not isinstance(result, dict):
+            raise MalformedReply("private/cancel", result)
+        return Order(result)
+
+    async def cancel_all(self, **params: Any) -> int:
+        """``private/cancel_all``: how many orders were cancelled."""
+        return _count("private/cancel_all", await self._order_call("private/cancel_all", params))
+
+    async def cancel_all_by_instrument(self, instrument_name: str, **params: Any) -> int:
+        """``private/cancel_all_by_instrument``: how many orders were cancelled."""
+        return _count("private/cancel_all_by_instrument", await self._order_call(
+            "private/cancel_all_by_instrument", {"instrument_name": instrument_name, **params}))
+
+    async def cancel_all_by_currency(self, currency: str, **params: Any) -> int:
+        """``private/cancel_all_by_currency``: how many orders were cancelled."""
+        return _count("private/cancel_all_by_currency", await self._order_call(
+            "private/cancel_all_by_currency", {"currency": currency, **params}))
+
+    async def cancel_by_label(self, label: str, **params: Any) -> int:
+        """``private/cancel_by_label``: how many orders were cancelled."""
+        return _count("private/cancel_by_label", await self._order_call("private/cancel_by_label", {"label": label, **params}))
+
+    async def close_position(self, instrument_name: str, type: str = "market", price: float | None = None) -> OrderResult:
+        """``private/close_position``."""
+        return _order_result("private/close_position", await self._order_call(
+            "private/close_position", {"instrument_name": instrument_name, "type": type, "price": price}))
+
+    async def get_open_orders(self, **params: Any) -> list[Order]:
+        """``private/get_open_orders`` (``kind``, ``type``)."""
+        return _orders("private/get_open_orders", await self._order_call("private/get_open_orders", params))
+
+    async def get_open_orders_by_instrument(self, instrument_name: str, **params: Any) -> list[Order]:
+        """``private/get_open_orders_by_instrument``."""
+        return _orders("private/get_open_orders_by_instrument", await self._order_call(
+            "private/get_open_orders_by_instrument", {"instrument_name": instrument_name, **params}))
+
+    async def get_open_orders_by_currency(self, currency: str, **params: Any) -> list[Order]:
+        """``private/get_open_orders_by_currency``."""
+        return _orders("private/get_open_orders_by_currency", await self._order_call(
+            "private/get_open_orders_by_currency", {"currency": currency, **params}))
+
+    async def get_order_state(self, order_id: str) -> Order:
+        """``private/get_order_state``."""
+        result = await self._order_call("private/get_order_state", {"order_id": order_id})
+        if not isinstance(result, dict):
+            raise MalformedReply("private/get_order_state", result)
+        return Order(result)
+
+    async def get_order_state_by_label(self, currency: str, label: str) -> list[Order]:
+        """``private/get_order_state_by_label``."""
+        return _orders("private/get_order_state_by_label", await self._order_call(
+            "private/get_order_state_by_label", {"currency": currency, "label": label}))
+
+    async def mass_quote(self, quotes: list[dict[str, Any]], **params: Any) -> Any:
+        """``private/mass_quote`` (market makers with the permission): the raw result."""
+        return await self._order_call("private/mass_quote", {"quotes": quotes, **params})
+
+    async def cancel_quotes(self, cancel_type: str = "all", **params: Any) -> int:
+        """``private/cancel_quotes``: how many quotes were cancelled."""
+        return _count("private/cancel_quotes", await self._order_call("private/cancel_quotes", {"cancel_type": cancel_type, **params}))
 
     # ------------------------------------------------------------ subscriptions
 
@@ -574,27 +1005,25 @@ class Client:
         if overflow not in ("drop_oldest", "drop_newest"):
             raise ConfigurationError("overflow must be 'drop_oldest' or 'drop_newest'")
         wanted = list(dict.fromkeys(channels))
-        sub = Subscription(self, wanted, callback, maxsize or self._max_queue, overflow)
-        new = [c for c in wanted if c not in self._by_channel]
+        sub = Subscription(self, wanted, callback, maxsize or self.options.max_queue, overflow)
         # Register before the call: the snapshot may arrive right behind the ack.
         self._subs.append(sub)
-        for channel in wanted:
-            self._by_channel.setdefault(channel, []).append(sub)
+        new = self._registry.add(sub, wanted)
         method = "private/subscribe" if self._creds else "public/subscribe"
-        accepted: set[str] = set(c for c in wanted if c not in new)
+        refused: list[str] = []
         try:
             for chunk in split_channels(method, new):
                 result = await self.call(method, channels=chunk)
-                accepted.update(result or [])
+                refused.extend(refused_channels(method, chunk, result))
         except BaseException:
             self._drop_sub(sub)
             raise
-        refused = [c for c in wanted if c not in accepted]
         if refused:
             for channel in refused:
-                self._detach(sub, channel)
+                self._registry.remove(sub, [channel])
+                self._books.forget(channel)
             sub.refused = refused
-            sub.channels = [c for c in wanted if c in accepted]
+            sub.channels = [c for c in wanted if c not in refused]
             self._emit("subscription_refused", channels=refused)
             if strict:
                 exc = SubscriptionRefused(refused)
@@ -603,22 +1032,13 @@ class Client:
             log.warning("drbfast: Deribit refused %s", refused)
         return sub
 
-    def _detach(self, sub: Subscription, channel: str) -> None:
-        subs = self._by_channel.get(channel)
-        if subs and sub in subs:
-            subs.remove(sub)
-            if not subs:
-                del self._by_channel[channel]
-                self._books.forget(channel)
-
     def _drop_sub(self, sub: Subscription) -> list[str]:
         if sub in self._subs:
             self._subs.remove(sub)
-        gone = []
-        for channel in list(sub.channels):
-            self._detach(sub, channel)
-            if channel not in self._by_channel:
-                gone.append(channel)
+        gone = self._registry.remove(sub, list(sub.channels))
+        for channel in gone:
+            self._books.forget(channel)
+            self._resync.done(channel)
         sub._close()
         return gone
 
@@ -632,7 +1052,98 @@ class Client:
     @property
     def channels(self) -> list[str]:
         """Every channel some subscription holds (resubscribed after a reconnect)."""
-        return list(self._by_channel)
+        return self._registry.channels
+
+
+def _currency_of(instrument_name: str) -> str:
+    """The currency get_order_state_by_label wants: BTC-PERPETUAL -> BTC,
+    BTC_USDC-PERPETUAL -> USDC, ETH_USDC -> USDC."""
+    head = instrument_name.split("-", 1)[0]
+    return head.split("_", 1)[1] if "_" in head else head
+
+
+def _order_result(method: str, result: Any) -> OrderResult:
+    if not isinstance(result, dict) or not isinstance(result.get("order"), dict):
+        raise MalformedReply(method, result)
+    return OrderResult(result)
+
+
+def _orders(method: str, result: Any) -> list[Order]:
+    if not isinstance(result, list) or not all(isinstance(o, dict) for o in result):
+        raise MalformedReply(method, result)
+    return [Order(o) for o in result]
+
+
+def _count(method: str, result: Any) -> int:
+    if isinstance(result, bool) or not isinstance(result, int):
+        raise MalformedReply(method, result)
+    return result
+
+
+class OrderHandle:
+    """An order sent with :meth:`Client.place` (fire and forget), or behind
+    :meth:`Client.buy`/:meth:`Client.sell`.
+
+    ``await handle`` gives the :class:`OrderResult` or raises what the order met (a
+    :class:`DeribitError` rejection, :class:`ConnectionLost`, :class:`RequestTimeout`).
+    When the acknowledgement was lost (``uncertain``), ``await handle.reconciled()``
+    waits until the client has looked the order up after reconnecting and says what
+    happened: ``"placed"`` (``handle.order`` is what the exchange has), ``"rejected"``,
+    ``"not_found"`` (it never reached the book) or ``"unknown"`` (the client closed
+    first)."""
+
+    def __init__(self, method: str, params: dict[str, Any], on_ack: Callable[[OrderHandle], object] | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.method = method
+        self.params = params
+        self.label: str = params["label"]
+        self.sent = False
+        self.uncertain = False
+        self.outcome: str | None = None
+        self.order: Order | None = None
+        self._on_ack = on_ack
+        self._result: asyncio.Future[OrderResult] = loop.create_future()
+        self._reconciled: asyncio.Future[str] = loop.create_future()
+
+    def __repr__(self) -> str:
+        state = "done" if self._result.done() else "sent" if self.sent else "queued"
+        return f"OrderHandle({self.method} {self.params['instrument_name']} label={self.label!r}, {state})"
+
+    def __await__(self) -> Generator[Any, None, OrderResult]:
+        return asyncio.shield(self._result).__await__()
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    def _resolve(self, result: OrderResult) -> None:
+        if not self._result.done():
+            self.order = result.order
+            self._result.set_result(result)
+            self._acked()
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._result.done():
+            self._result.set_exception(exc)
+            self._result.exception()  # retrieved: a fire-and-forget caller may never await it
+            self._acked()
+
+    def _acked(self) -> None:
+        if self._on_ack is not None:
+            try:
+                self._on_ack(self)
+            except Exception:
+                log.exception("drbfast: on_ack callback raised")
+
+    def _settle(self, outcome: str, order: Order | None) -> None:
+        self.outcome = outcome
+        if order is not None:
+            self.order = order
+        if not self._reconciled.done():
+            self._reconciled.set_result(outcome)
+
+    async def reconciled(self, timeout: float | None = None) -> str:
+        """What became of an order whose acknowledgement was lost (see the class)."""
+        return await asyncio.wait_for(asyncio.shield(self._reconciled), timeout)
 
 
 def _materialize(value: Any) -> Any:
@@ -641,6 +1152,20 @@ def _materialize(value: Any) -> Any:
     if isinstance(value, simdjson.Array):
         return value.as_list()
     return value
+
+
+def _as_drbfast(exc: BaseException) -> DrbfastError:
+    """Every error that leaves the public API is a DrbfastError, the cause chained."""
+    if isinstance(exc, DrbfastError):
+        return exc
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        err: DrbfastError = RequestTimeout("session set-up", 0.0)
+    elif isinstance(exc, OSError):
+        err = ConnectionLost(f"connection failed: {exc}")
+    else:
+        err = DrbfastError(f"session set-up failed: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
 
 
 class Connect:
@@ -654,7 +1179,7 @@ class Connect:
         return self._start().__await__()
 
     async def _start(self) -> Client:
-        await self._client._run_connect()
+        await self._client._start()
         return self._client
 
     async def __aenter__(self) -> Client:
@@ -669,22 +1194,24 @@ def connect(
     *,
     client_id: str | None = None,
     client_secret: str | None = None,
-    auth: Literal["signature", "credentials"] = "signature",
+    auth: Literal["signature", "credentials", "coinbase_cdp"] = "signature",
     heartbeat: float | None = 10,
     cancel_on_disconnect: Literal["connection", "account"] | None = None,
     reconnect: bool = True,
     request_timeout: float = 10.0,
+    open_timeout: float | None = None,
     ssl: ssl_module.SSLContext | None = None,
     scope: str | None = None,
     client_name: str = "drbfast",
     client_version: str = "0.1.0",
-    credits: Credits | None = Credits(),
+    credits: CreditPools | Credits | None = CreditPools(),
     backoff: Backoff | None = None,
     on_event: Callable[[Event], object] | None = None,
     lazy: bool = False,
     watchdog: float | None = None,
     probe_interval: float | None = None,
     max_queue: int = 10_000,
+    max_frame_size: int = 64 * 1024 * 1024,
     listener_options: dict[str, Any] | None = None,
 ) -> Connect:
     """Open a Deribit session.
@@ -695,16 +1222,30 @@ def connect(
     leaves the process; ``"credentials"`` sends it). ``heartbeat``: seconds for
     ``public/set_heartbeat`` (None: off). ``cancel_on_disconnect``: "connection" or
     "account", re-armed on every connect. ``reconnect``: reconnect with backoff, redo
-    the whole set-up and resubscribe. ``credits``: the client-side credit budget
-    (None: off). ``lazy``: hand notification ``data`` as simdjson proxies valid only
-    inside the callback (faster when reading a few fields of a large message).
-    ``watchdog``: drop a connection silent this long (default 2x heartbeat).
-    ``probe_interval``: also send the engine's own ``public/test`` this often and time it.
-    ``on_event``: called with every :class:`Event`.
+    the whole set-up and resubscribe. ``credits``: the client-side credit budget per
+    pool (:class:`~drbfast.CreditPools`: non-matching, subscribe, matching engine; a
+    bare :class:`~drbfast.Credits` sets the non-matching pool; None: off).
+    ``lazy``: hand notification ``data`` as simdjson proxies valid only inside the
+    callback (faster when reading a few fields of a large message); book continuity is
+    checked in this mode too. ``watchdog``: drop a connection silent this long
+    (default 2x heartbeat). ``probe_interval``: also send the engine's own
+    ``public/test`` this often and time it. ``on_event``: called with every
+    :class:`Event`. ``open_timeout``: deadline for TCP, TLS and the WebSocket
+    handshake (default ``request_timeout``).
+
+    If the first connection or its set-up fails, the returned awaitable raises (a
+    :class:`~drbfast.DrbfastError`: :class:`~drbfast.ConnectError`, a
+    :class:`~drbfast.DeribitError`, :class:`~drbfast.RequestTimeout`, ...) and leaves
+    nothing running; cancelling it does the same.
     """
-    client = Client(url, client_id=client_id, client_secret=client_secret, auth=auth, heartbeat=heartbeat,
-                    cancel_on_disconnect=cancel_on_disconnect, reconnect=reconnect, request_timeout=request_timeout,
-                    ssl=ssl, scope=scope, client_name=client_name, client_version=client_version, credits=credits,
-                    backoff=backoff, on_event=on_event, lazy=lazy, watchdog=watchdog, probe_interval=probe_interval,
-                    max_queue=max_queue, listener_options=listener_options)
-    return Connect(client)
+    if isinstance(credits, Credits):
+        credits = CreditPools(non_matching=credits)
+    options = SessionOptions(
+        client_id=client_id, client_secret=client_secret, auth=auth, heartbeat=heartbeat,
+        cancel_on_disconnect=cancel_on_disconnect, reconnect=reconnect, request_timeout=request_timeout,
+        open_timeout=open_timeout, ssl=ssl, scope=scope, client_name=client_name, client_version=client_version,
+        credits=credits, backoff=backoff, on_event=on_event, lazy=lazy, watchdog=watchdog,
+        probe_interval=probe_interval, max_queue=max_queue, max_frame_size=max_frame_size,
+        listener_options=listener_options,
+    )
+    return Connect(Client(url, options))

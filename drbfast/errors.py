@@ -11,11 +11,14 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "ConfigurationError",
+    "ConnectError",
+    "ConnectTimeout",
     "ConnectionLost",
     "DeribitError",
     "DrbfastError",
     "InvalidCredentials",
     "InvalidParams",
+    "MalformedReply",
     "MethodNotFound",
     "NotConnected",
     "RawSubscriptionsNeedAuth",
@@ -37,6 +40,30 @@ class ConfigurationError(DrbfastError, ValueError):
 
 class NotConnected(DrbfastError):
     """The client is not connected (closed, or between reconnects with reconnect off)."""
+
+
+class ConnectError(DrbfastError, ConnectionError):
+    """The WebSocket could not be opened: refused, reset, TLS failure, an HTTP status
+    other than 101 (``status``), or the server hung up in the opening handshake. The
+    underlying error is chained as ``__cause__``."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """The TCP connect, TLS or WebSocket handshake did not finish in time."""
+
+
+class MalformedReply(DrbfastError):
+    """The server's reply does not have the shape the method's documentation gives
+    (e.g. a subscribe answered with a number); ``method`` and ``result`` say which."""
+
+    def __init__(self, method: str, result: object) -> None:
+        super().__init__(f"malformed reply to {method}: {str(result)[:200]}")
+        self.method = method
+        self.result = result
 
 
 class ConnectionLost(DrbfastError, ConnectionError):

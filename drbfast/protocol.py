@@ -112,10 +112,18 @@ class BookTracker:
         self.gaps = 0
 
     def check(self, channel: str, data: Any) -> bool:
-        if not isinstance(data, dict):
+        """``data`` is the notification's ``data``: a dict, or a simdjson object
+        (anything with ``get``); anything else passes unchecked."""
+        get = getattr(data, "get", None)
+        if get is None:
             return True
-        change_id = data.get("change_id")
-        if data.get("type") == "snapshot" or "prev_change_id" not in data:
+        prev = get("prev_change_id")
+        return self.check_ids(channel, get("type") == "snapshot" or prev is None, get("change_id"), prev)
+
+    def check_ids(self, channel: str, snapshot: bool, change_id: Any, prev_change_id: Any) -> bool:
+        """The same check from the three fields (a grouped book has no prev_change_id:
+        every message is a full snapshot)."""
+        if snapshot:
             if isinstance(change_id, int):
                 self._last[channel] = change_id
             self.gapped.discard(channel)
@@ -123,13 +131,19 @@ class BookTracker:
         if channel in self.gapped:
             return False
         last = self._last.get(channel)
-        if last is not None and data.get("prev_change_id") != last:
+        if last is not None and prev_change_id != last:
             self.gapped.add(channel)
             self.gaps += 1
             return False
         if isinstance(change_id, int):
             self._last[channel] = change_id
         return True
+
+    def invalidate(self, channel: str) -> None:
+        """Refuse the channel's changes until its next snapshot (the client dropped some
+        of them locally, so what follows would not apply)."""
+        self.gapped.add(channel)
+        self._last.pop(channel, None)
 
     def forget(self, channel: str) -> None:
         """Drop the state of an unsubscribed channel (the next frame starts afresh)."""

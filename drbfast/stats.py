@@ -24,6 +24,8 @@ class ClientStats:
     callback_errors: int = 0
     overflows: int = 0
     book_gaps: int = 0
+    #: book messages dropped by a full subscription queue (each restarts the book from a snapshot)
+    book_local_drops: int = 0
     timeouts: int = 0
     token_refreshes: int = 0
     watchdog_drops: int = 0

@@ -42,7 +42,13 @@ async def _stream(args: argparse.Namespace, url: str, client_id: str | None, cli
         nonlocal count
         if stop.is_set():
             return
-        out.write(json.dumps({"channel": channel, "data": data}, separators=(",", ":")) + "\n")
+        try:
+            out.write(json.dumps({"channel": channel, "data": data}, separators=(",", ":")) + "\n")
+        except BrokenPipeError:
+            # The reader went away (`drbfast stream ... | head -1`): stop quietly.
+            _silence_stdout(out)
+            stop.set()
+            return
         count += 1
         if args.count is not None and count >= args.count:
             stop.set()
@@ -75,7 +81,10 @@ async def _stream(args: argparse.Namespace, url: str, client_id: str | None, cli
         except asyncio.TimeoutError:
             pass
     finally:
-        out.flush()
+        try:
+            out.flush()
+        except BrokenPipeError:
+            _silence_stdout(out)
         stats = client.stats
         await client.close()
         elapsed = time.monotonic() - t0
@@ -88,11 +97,26 @@ async def _stream(args: argparse.Namespace, url: str, client_id: str | None, cli
     return 0
 
 
+def _silence_stdout(out: TextIO) -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush does not
+    print a BrokenPipeError traceback."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def run_stream(args: argparse.Namespace) -> int:
     """Run ``drbfast stream`` with parsed arguments; returns the exit status."""
     url = args.url or (MAINNET if args.mainnet else TESTNET)
     client_id = args.client_id or os.environ.get("DERIBIT_CLIENT_ID") or None
     client_secret = args.client_secret or os.environ.get("DERIBIT_CLIENT_SECRET") or None
+    if args.client_secret:
+        print("drbfast stream: warning: --client-secret is readable by other local users (ps, /proc/PID/cmdline); "
+              "set DERIBIT_CLIENT_SECRET instead", file=sys.stderr)
     if (client_id is None) != (client_secret is None):
         return _fail("give both a client id and a client secret (flags or DERIBIT_CLIENT_ID / DERIBIT_CLIENT_SECRET), or neither")
     if args.count is not None and args.count <= 0:

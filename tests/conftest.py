@@ -4,6 +4,8 @@ if the event loop's exception handler fired (an exception nobody awaited)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +15,23 @@ from drbfast.emulator import Emulator, EmulatorConfig
 
 #: One bound for every await in the suite.
 TIMEOUT = 10.0
+
+
+async def wait_until(predicate: Any, timeout: float = TIMEOUT, poll: float = 0.005) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(poll)
+
+
+def book_gap_frame(channel: str) -> bytes:
+    """A book ``change`` whose prev_change_id follows nothing the emulator sent: a gap."""
+    instrument = channel.split(".")[1]
+    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": {
+        "type": "change", "timestamp": 1, "prev_change_id": 1, "change_id": 2, "instrument_name": instrument,
+        "bids": [], "asks": []}}}).encode()
 
 
 @pytest.fixture

@@ -15,3 +15,19 @@ def test_growth_jitter_cap_reset() -> None:
     assert len(set(delays)) == len(delays), "jittered"
     b.reset()
     assert b.next() <= 1.0
+
+
+def test_long_outage_never_overflows() -> None:
+    b = Backoff(rng=random.Random(2))
+    delays = [b.next() for _ in range(10_000)]
+    assert b.attempts == 10_000
+    assert all(0 < d <= b.cap for d in delays)
+    assert min(delays[-100:]) >= b.cap / 2
+
+
+def test_bad_numbers_refused() -> None:
+    import pytest
+    with pytest.raises(ValueError):
+        Backoff(initial=0)
+    with pytest.raises(ValueError):
+        Backoff(factor=0.5)

@@ -92,9 +92,52 @@ async def test_emulator_command_prints_its_url() -> None:
     assert DEMO_CLIENT_SECRET not in out + err
 
 
-async def test_bench_without_checkout_or_help() -> None:
+async def test_help_lists_the_commands() -> None:
     code, out, err = await run("--help")
     assert code == 0 and "demo" in out and "stream" in out and "bench" in out
+
+
+async def test_bench_outside_a_checkout_says_how_to_get_one(tmp_path: "os.PathLike[str]") -> None:
+    """An installed drbfast has no bench/ beside it: `drbfast bench` says what to do."""
+    import shutil
+
+    import drbfast
+
+    site = os.path.join(str(tmp_path), "site")
+    shutil.copytree(os.path.dirname(drbfast.__file__), os.path.join(site, "drbfast"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.c", "*.html"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys, drbfast.cli; sys.exit(drbfast.cli.main(['bench', '--quick']))",
+        cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": site},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 2, err
+    assert b"source checkout" in err and b"pip install -e" in err
+
+
+async def test_stream_into_a_closed_pipe_exits_quietly(emulator: Emulator) -> None:
+    """`drbfast stream ... | head -1`: once the reader has gone, stream stops without a
+    traceback per notification."""
+    read_fd, write_fd = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drbfast", "stream", "ticker.BTC-PERPETUAL.100ms", "--url", emulator.url, "--heartbeat", "0.2",
+        "--duration", "20", stdout=write_fd, stderr=asyncio.subprocess.PIPE)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as reader:
+        first = await asyncio.get_running_loop().run_in_executor(None, reader.readline)
+    assert json.loads(first)["channel"] == "ticker.BTC-PERPETUAL.100ms"
+    _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err
+
+
+async def test_secret_flag_and_cleartext_credentials_are_warned_about(emulator: Emulator) -> None:
+    code, out, err = await run("stream", "ticker.BTC-PERPETUAL.100ms", "--url", emulator.url, "--heartbeat", "0", "--count", "1",
+                               "--auth", "credentials", "--client-id", DEMO_CLIENT_ID, "--client-secret", DEMO_CLIENT_SECRET)
+    assert code == 0, err
+    assert "DERIBIT_CLIENT_SECRET" in err and "/proc" in err
+    assert "unencrypted" in err
+    assert DEMO_CLIENT_SECRET not in out + err
 
 
 async def test_emulator_fault_flags_reach_a_client() -> None:

@@ -14,18 +14,10 @@ import drbfast
 from drbfast import Credits, Event
 from drbfast.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 
-from .conftest import TIMEOUT
+from .conftest import TIMEOUT, book_gap_frame, wait_until
 
 CREDS = {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
 FAST = {"heartbeat": 0.2, "request_timeout": 2.0, "backoff": drbfast.Backoff(initial=0.05, cap=0.2)}
-
-
-async def wait_until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def methods_sent(conn: Any) -> list[str]:
@@ -101,8 +93,6 @@ async def test_subscription_callback_and_iterator(emulator: Emulator) -> None:
         assert all(ch == "ticker.ETH-PERPETUAL.100ms" and d["instrument_name"] == "ETH-PERPETUAL" for ch, d in got)
         await wait_until(lambda: len(books) >= 3)
         assert books[0][1]["type"] == "snapshot"
-        ids = [d["change_id"] for _, d in books]
-        assert all(b["prev_change_id"] == a for a, b in zip(ids, [d for _, d in books[1:]]) for _ in [0]) or True
         for (_, prev), (_, cur) in zip(books, books[1:]):
             assert cur["prev_change_id"] == prev["change_id"]
         await it.unsubscribe()
@@ -153,8 +143,8 @@ async def test_large_subscribe_is_split_under_32kb(emulator: Emulator) -> None:
 async def test_reconnect_reauths_resubscribes_once(emulator: Emulator) -> None:
     events: list[Event] = []
     async with drbfast.connect(emulator.url, cancel_on_disconnect="connection", on_event=events.append, **CREDS, **FAST) as client:
-        ticks: list[str] = []
-        await client.subscribe("ticker.BTC-PERPETUAL.100ms", callback=lambda ch, d: ticks.append(ch))
+        ticks: list[int] = []
+        await client.subscribe("ticker.BTC-PERPETUAL.100ms", callback=lambda ch, d: ticks.append(d["timestamp"]))
         first = emulator.connections[-1]
         emulator.faults.drop(first)
         await wait_until(lambda: client.stats.reconnects == 1 and client.connected)
@@ -163,16 +153,18 @@ async def test_reconnect_reauths_resubscribes_once(emulator: Emulator) -> None:
         assert methods_sent(second)[:5] == ["public/hello", "public/auth", "public/set_heartbeat",
                                               "private/enable_cancel_on_disconnect", "private/subscribe"]
         assert second.subscriptions == {"ticker.BTC-PERPETUAL.100ms"}
-        # One callback registration: each notification is delivered once.
-        n0 = len(ticks)
-        sent_before = second.messages_sent
-        await wait_until(lambda: len(ticks) >= n0 + 5)
-        await asyncio.sleep(0.2)
-        ticker_frames = sum(1 for f in second.frames if f.direction == "out" and b'"ticker.BTC-PERPETUAL.100ms"' in f.payload)
-        assert len(ticks) - n0 <= ticker_frames
+        # One callback registration: each notification is delivered exactly once.
+        await wait_until(lambda: sum(1 for f in second.frames if f.direction == "out" and b'"channel":"ticker.BTC-PERPETUAL.100ms"' in f.payload) >= 5)
+        def count(conn: Any) -> int:
+            return sum(1 for f in conn.frames if f.direction == "out" and b'"channel":"ticker.BTC-PERPETUAL.100ms"' in f.payload)
+
+        sent_before = count(second)
+        await client.call("public/get_time")  # everything sent before this reply has been delivered
+        assert sent_before >= 5
+        assert sent_before <= len(ticks) <= count(first) + count(second)
+        assert len(set(ticks)) == len(ticks), "a notification was delivered twice"
         kinds = [e.kind for e in events]
         assert kinds[:4] == ["connected", "disconnected", "reconnecting", "reconnected"]
-        assert sent_before >= 0
 
 
 async def test_in_flight_requests_fail_with_connection_lost(emulator: Emulator) -> None:
@@ -235,21 +227,31 @@ async def test_bad_input_is_survived_and_counted(emulator: Emulator) -> None:
         assert await client.call("public/test") == {"version": "1.2.26"}
 
 
-async def test_book_gap_resyncs_with_a_fresh_snapshot(emulator: Emulator) -> None:
+@pytest.mark.parametrize("failing_resyncs", [0, 2])
+async def test_book_gap_resyncs_with_a_fresh_snapshot(emulator: Emulator, failing_resyncs: int) -> None:
+    """A gap: the channel is resubscribed for a fresh snapshot; a resync that fails (no
+    reply, an error) is retried with backoff until it works, on the same connection."""
     events: list[Event] = []
     async with drbfast.connect(emulator.url, on_event=events.append, **FAST) as client:
         frames: list[dict[str, Any]] = []
         await client.subscribe("book.ETH-PERPETUAL.100ms", callback=lambda ch, d: frames.append(d))
         await wait_until(lambda: len(frames) >= 3)
         conn = emulator.connections[-1]
+        if failing_resyncs:
+            emulator.faults.fail_method("public/unsubscribe", "silence", times=1)
+            emulator.faults.fail_method("public/subscribe", "error", times=1, code=11050)
         n = len(frames)  # the frame is sent synchronously below; nothing is read before
-        conn.send(json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "book.ETH-PERPETUAL.100ms", "data": {
-            "type": "change", "timestamp": 1, "prev_change_id": 1, "change_id": 2, "instrument_name": "ETH-PERPETUAL", "bids": [], "asks": []}}}).encode())
+        conn.send(book_gap_frame("book.ETH-PERPETUAL.100ms"))
         await wait_until(lambda: client.stats.book_gaps == 1)
         await wait_until(lambda: len(frames) > n + 2)
         assert frames[n]["type"] == "snapshot", "after a gap the next frame delivered is a fresh snapshot"
         assert all(f["change_id"] != 2 for f in frames), "the gapped frame was not delivered"
-        assert "book_gap" in [e.kind for e in events]
+        for prev, cur in zip(frames[n:], frames[n + 1:]):
+            assert cur["prev_change_id"] == prev["change_id"]
+        kinds = [e.kind for e in events]
+        assert "book_gap" in kinds
+        assert kinds.count("resync_failed") == failing_resyncs
+        assert client.connected and conn is emulator.connections[-1], "the connection stayed up"
 
 
 async def test_callback_errors_are_logged_with_channel(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
@@ -300,6 +302,33 @@ async def test_misuse_is_refused_with_a_hint() -> None:
         drbfast.connect("http://127.0.0.1:1/")
 
 
-async def test_refused_connection_raises_oserror() -> None:
-    with pytest.raises(OSError):
+async def test_refused_connection_raises_connect_error() -> None:
+    with pytest.raises(drbfast.ConnectError) as info:
         await drbfast.connect("ws://127.0.0.1:9/ws/api/v2", heartbeat=None, request_timeout=2.0)
+    assert isinstance(info.value, OSError) and isinstance(info.value.__cause__, OSError)
+
+
+async def test_a_blocked_event_loop_still_loses_the_connection() -> None:
+    """The listener runs on the event loop: strategy code that blocks the loop for longer
+    than the heartbeat deadline gets the connection closed with 4000 all the same (the
+    README says so). The emulator runs in its own process here, so it keeps time."""
+    import subprocess
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drbfast", "emulator", "--min-heartbeat", "0.2", "--duration", "30",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode().split()[-1]
+        events: list[Event] = []
+        async with drbfast.connect(url, heartbeat=0.2, request_timeout=2.0, on_event=events.append,
+                                   backoff=drbfast.Backoff(initial=0.05, cap=0.2)) as client:
+            await wait_until(lambda: client.stats.replies_sent >= 2)
+            time.sleep(1.0)  # a strategy blocking the loop for 5 heartbeat intervals
+            await wait_until(lambda: client.stats.reconnects == 1 and client.connected)
+            lost = [e for e in events if e.kind == "disconnected"]
+            assert lost and lost[0].detail["close_code"] == 4000
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -1,0 +1,203 @@
+"""Two sessions as one client: market data on one connection, orders and private
+channels on another.
+
+Coinbase's Deribit gateway requires it: its trading host serves ``private/*`` methods
+and ``user.*`` channels (``private/subscribe`` only), its streams host market data
+(``public/subscribe`` only); the wrong host answers ``-32601 method not in allowlist``.
+On deribit.com it is what latency-sensitive users want anyway: acknowledgements never
+queue behind a burst of book updates on the same socket.
+
+Each side is a full :class:`~drbfast.Client` with its own supervisor: a drop of one
+connection restores that one alone (re-authenticated, set_heartbeat and
+cancel-on-disconnect re-armed on the trading side, its channels resubscribed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+from .client import Callback, Client, Event, Overflow, Subscription
+from .errors import ConfigurationError, SubscriptionRefused
+from .orders import Order, OrderResult
+from .ratelimit import CreditPools
+from .session import SessionOptions
+from .stats import ClientStats
+from .urls import COINBASE, COINBASE_STREAMS
+
+__all__ = ["SplitClient", "SplitSubscription", "connect_coinbase", "connect_split"]
+
+#: Channel families served only on an authenticated, private connection.
+PRIVATE_PREFIX = "user."
+
+
+def is_private_channel(channel: str) -> bool:
+    return channel.startswith(PRIVATE_PREFIX)
+
+
+class SplitSubscription:
+    """A subscription whose channels live on both connections: ``channels``,
+    ``refused``, ``unsubscribe()``, and ``async for channel, data in sub`` over both."""
+
+    def __init__(self, parts: list[Subscription], queue: deque[tuple[str, Any]] | None) -> None:
+        self.parts = parts
+        self._queue = queue
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def channels(self) -> list[str]:
+        return [c for p in self.parts for c in p.channels]
+
+    @property
+    def refused(self) -> list[str]:
+        return [c for p in self.parts for c in p.refused]
+
+    @property
+    def delivered(self) -> int:
+        return sum(p.delivered for p in self.parts)
+
+    def _push(self, channel: str, data: Any) -> None:
+        assert self._queue is not None
+        self._queue.append((channel, data))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
+        return self
+
+    async def __anext__(self) -> tuple[str, Any]:
+        if self._queue is None:
+            raise ConfigurationError("this subscription delivers to a callback; subscribe without callback= to iterate")
+        while not self._queue:
+            if all(p.closed for p in self.parts):
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._queue.popleft()
+
+    async def get(self, timeout: float | None = None) -> tuple[str, Any]:
+        return await asyncio.wait_for(self.__anext__(), timeout)
+
+    async def unsubscribe(self) -> None:
+        for p in self.parts:
+            await p.unsubscribe()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class SplitClient:
+    """``trading`` (authenticated: orders, ``private/*``, ``user.*`` channels) and
+    ``market`` (market data) sessions behind one API. Create it with
+    :func:`connect_coinbase` or :func:`connect_split`."""
+
+    def __init__(self, trading: Client, market: Client) -> None:
+        self.trading = trading
+        self.market = market
+
+    def __repr__(self) -> str:
+        return f"SplitClient(trading={self.trading!r}, market={self.market!r})"
+
+    async def __aenter__(self) -> SplitClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self.trading.connected and self.market.connected
+
+    @property
+    def stats(self) -> dict[str, ClientStats]:
+        return {"trading": self.trading.stats, "market": self.market.stats}
+
+    def route(self, method: str) -> Client:
+        """The session a method goes to: public (un)subscribe to the market side,
+        everything else (private methods, orders, queries) to the trading side."""
+        if method in ("public/subscribe", "public/unsubscribe", "public/unsubscribe_all"):
+            return self.market
+        return self.trading
+
+    async def call(self, method: str, /, **params: Any) -> Any:
+        """:meth:`Client.call` on the session that serves ``method``."""
+        return await self.route(method).call(method, **params)
+
+    async def subscribe(self, *channels: str, callback: Callback | None = None, maxsize: int | None = None,
+                        overflow: Overflow = "drop_oldest", strict: bool = True) -> SplitSubscription:
+        """Subscribe ``user.*`` channels on the trading session and the rest on the
+        market session; one callback or one iterator for all of them. Channels a host
+        refused or trimmed (Coinbase keeps 32 per call) are in ``refused``; with
+        ``strict`` that raises :class:`SubscriptionRefused` (``exc.subscription``)."""
+        if not channels:
+            raise ConfigurationError("subscribe needs at least one channel")
+        private = [c for c in channels if is_private_channel(c)]
+        public = [c for c in channels if not is_private_channel(c)]
+        queue: deque[tuple[str, Any]] | None = deque() if callback is None else None
+        split = SplitSubscription([], queue)
+        deliver = callback if callback is not None else split._push
+        for client, group in ((self.trading, private), (self.market, public)):
+            if group:
+                sub = await client.subscribe(*group, callback=deliver, maxsize=maxsize, overflow=overflow, strict=False)
+                split.parts.append(sub)
+        if split.refused and strict:
+            exc = SubscriptionRefused(split.refused)
+            exc.subscription = split  # type: ignore[attr-defined]
+            raise exc
+        return split
+
+    # Orders go to the trading session.
+    async def buy(self, instrument_name: str, amount: float, **kwargs: Any) -> OrderResult:
+        return await self.trading.buy(instrument_name, amount, **kwargs)
+
+    async def sell(self, instrument_name: str, amount: float, **kwargs: Any) -> OrderResult:
+        return await self.trading.sell(instrument_name, amount, **kwargs)
+
+    async def cancel(self, order_id: str) -> Order:
+        return await self.trading.cancel(order_id)
+
+    async def cancel_all(self, **params: Any) -> int:
+        return await self.trading.cancel_all(**params)
+
+    async def close(self) -> None:
+        await asyncio.gather(self.trading.close(), self.market.close())
+
+
+def _options(base: dict[str, Any], **override: Any) -> SessionOptions:
+    return SessionOptions(**{**base, **override})
+
+
+async def connect_split(trading_url: str, market_url: str | None = None, *, client_id: str, client_secret: str,
+                        auth: Literal["signature", "credentials", "coinbase_cdp"] = "signature",
+                        market_auth: bool = True, heartbeat: float | None = 10,
+                        cancel_on_disconnect: Literal["connection", "account"] | None = "connection",
+                        ssl: ssl_module.SSLContext | None = None, on_event: Callable[[Event], object] | None = None,
+                        credits: CreditPools | None = None, **options: Any) -> SplitClient:
+    """Open a trading and a market-data session (both to ``trading_url`` unless
+    ``market_url`` is given). ``market_auth``: authenticate the market side too (needed
+    for ``raw`` channels on deribit.com; Coinbase's streams host takes none).
+    If either fails to open, neither is left running."""
+    base: dict[str, Any] = {"heartbeat": heartbeat, "ssl": ssl, "on_event": on_event, **options}
+    trading = Client(trading_url, _options(base, client_id=client_id, client_secret=client_secret, auth=auth,
+                                          cancel_on_disconnect=cancel_on_disconnect,
+                                          credits=credits if credits is not None else CreditPools()))
+    creds = {"client_id": client_id, "client_secret": client_secret, "auth": auth} if market_auth else {}
+    market = Client(market_url or trading_url, _options(base, **creds))
+    results = await asyncio.gather(trading._start(), market._start(), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        await asyncio.gather(trading.close(), market.close())
+        raise errors[0]
+    return SplitClient(trading, market)
+
+
+async def connect_coinbase(key_name: str, private_key: str, *, trading_url: str = COINBASE,
+                           streams_url: str = COINBASE_STREAMS, **kwargs: Any) -> SplitClient:
+    """Coinbase's Deribit gateway: the trading host authenticated with a CDP API key
+    (``key_name``, ``private_key`` PEM or base64; ES256 or Ed25519, a fresh JWT at every
+    authentication, re-authenticated at 80 % of the ~15-minute token), the streams host
+    for market data. Takes :func:`connect_split`'s options."""
+    return await connect_split(trading_url, streams_url, client_id=key_name, client_secret=private_key,
+                               auth="coinbase_cdp", market_auth=False, **kwargs)

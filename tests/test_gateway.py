@@ -1,0 +1,63 @@
+"""Two sessions as one client (SplitClient): routing, independent recovery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import drbfast
+from drbfast.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
+from drbfast.gateway import SplitClient, connect_split
+
+from .conftest import TIMEOUT, wait_until
+
+FAST: dict[str, Any] = {"heartbeat": 0.2, "request_timeout": 2.0, "backoff": drbfast.Backoff(initial=0.02, cap=0.1)}
+
+
+async def test_split_routes_private_and_public_and_recovers_each_side_alone(emulator: Emulator) -> None:
+    client = await connect_split(emulator.url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, **FAST)
+    assert isinstance(client, SplitClient)
+    async with client:
+        trading_conn, market_conn = sorted(emulator.connections, key=lambda c: c.cod, reverse=True)
+        assert trading_conn.cod and not market_conn.cod, "cancel-on-disconnect on the trading side only"
+        got: list[str] = []
+        sub = await client.subscribe("user.orders.BTC-PERPETUAL.raw", "ticker.BTC-PERPETUAL.100ms", callback=lambda ch, d: got.append(ch))
+        assert sorted(sub.channels) == ["ticker.BTC-PERPETUAL.100ms", "user.orders.BTC-PERPETUAL.raw"]
+        assert trading_conn.subscriptions == {"user.orders.BTC-PERPETUAL.raw"}
+        assert market_conn.subscriptions == {"ticker.BTC-PERPETUAL.100ms"}
+        result = await client.buy("BTC-PERPETUAL", 10, price=50_000.0)
+        await wait_until(lambda: "user.orders.BTC-PERPETUAL.raw" in got and "ticker.BTC-PERPETUAL.100ms" in got)
+        assert [o.order_id for o in emulator.exchange.open_orders(DEMO_CLIENT_ID)] == [result.order.order_id]
+
+        emulator.faults.drop(market_conn)
+        await wait_until(lambda: client.market.stats.reconnects == 1 and client.market.connected)
+        assert client.trading.stats.reconnects == 0 and trading_conn in emulator.connections
+        assert emulator.exchange.open_orders(DEMO_CLIENT_ID), "a market-data drop does not cancel orders"
+        assert emulator.connections[-1].subscriptions == {"ticker.BTC-PERPETUAL.100ms"}
+
+        emulator.faults.drop(trading_conn)
+        await wait_until(lambda: client.trading.stats.reconnects == 1 and client.trading.connected)
+        assert emulator.exchange.open_orders(DEMO_CLIENT_ID) == [], "cancel-on-disconnect on the trading side"
+        new_trading = next(c for c in emulator.connections if c.cod)
+        assert new_trading.subscriptions == {"user.orders.BTC-PERPETUAL.raw"}
+        assert client.market.stats.reconnects == 1
+    await wait_until(lambda: emulator.connections == [], 2.0)
+
+
+async def test_split_iterator_merges_both_sides(emulator: Emulator) -> None:
+    async with await connect_split(emulator.url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, **FAST) as client:
+        sub = await client.subscribe("user.orders.BTC-PERPETUAL.raw", "ticker.ETH-PERPETUAL.100ms")
+        await client.buy("BTC-PERPETUAL", 10, price=40_000.0)
+        seen = set()
+        while len(seen) < 2:
+            channel, _ = await sub.get(TIMEOUT)
+            seen.add(channel)
+        assert seen == {"user.orders.BTC-PERPETUAL.raw", "ticker.ETH-PERPETUAL.100ms"}
+
+
+async def test_a_failed_side_leaves_nothing_running(emulator: Emulator) -> None:
+    import pytest
+
+    with pytest.raises(drbfast.ConnectError):
+        await connect_split(emulator.url, "ws://127.0.0.1:9/ws/api/v2", client_id=DEMO_CLIENT_ID,
+                            client_secret=DEMO_CLIENT_SECRET, **FAST)
+    await wait_until(lambda: emulator.connections == [], 2.0)
