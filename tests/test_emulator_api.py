@@ -247,6 +247,7 @@ PUBLIC = {
     "deribit_price_ranking.btc_usd": "sub_deribit_price_ranking.json",
     "markprice.options.btc_usd": None,
     "platform_state": "sub_platform_state_live_2025.json",
+    "platform_state.public_methods_state": "sub_platform_state_public_methods_state.json",
 }
 
 
@@ -345,3 +346,18 @@ async def test_trade_read_scope_cannot_trade_and_connection_tokens_stay_home(emu
     assert await third.result("private/get_open_orders", access_token=s.token["access_token"]) == []  # type: ignore[attr-defined]
     for x in (c, other, s, third):
         await x.close()
+
+
+async def test_fork_and_exchange_token(quiet: Emulator) -> None:
+    c = await login(quiet.url, scope="session:one")
+    forked = await c.call("public/fork_token", refresh_token=c.token["refresh_token"], session_name="two")  # type: ignore[attr-defined]
+    doc = json.loads((SAMPLES / "fork_token_response.json").read_text())["result"]
+    assert set(doc) <= set(forked["result"]) and forked["result"]["scope"].startswith("session:two")
+    other = quiet.exchange.accounts[OTHER_ID].user_id
+    swapped = await c.result("public/exchange_token", refresh_token=c.token["refresh_token"], subject_id=other)  # type: ignore[attr-defined]
+    d = await WsClient.open(quiet.url)
+    summary = await d.result("private/get_account_summary", currency="BTC", access_token=swapped["access_token"])
+    assert summary["username"] == OTHER_ID
+    assert (await c.call("public/exchange_token", refresh_token="nope", subject_id=1))["error"]["code"] == 13009
+    await c.close()
+    await d.close()

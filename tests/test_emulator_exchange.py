@@ -259,3 +259,16 @@ def test_book_invariants_under_random_orders(orders: list[tuple[str, int, int, s
     assert total_bought == total_sold
     for o in placed:
         assert 0 <= o.filled_amount <= o.amount
+
+
+def test_good_til_day_expires_at_8_utc() -> None:
+    ex = make()
+    res = ex.place("id", 1, "buy", {"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 5000,
+                                    "time_in_force": "good_til_day"}, NOW_MS)
+    order = ex.orders[res["order"]["order_id"]]
+    assert order.expires_ms is not None and order.expires_ms > NOW_MS
+    assert order.expires_ms % 86_400_000 == 8 * 3_600_000
+    ex.expire(order.expires_ms - 1)
+    assert order.state == "open"
+    ex.expire(order.expires_ms)
+    assert order.state == "cancelled" and order.as_dict()["cancel_reason"] == "expired"

@@ -162,7 +162,7 @@ async def test_flood_honours_its_timeout_on_a_stalled_reader(emulator: Emulator)
 async def test_cli_logs_what_its_faults_do() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "drbfast", "emulator", "--test-request-rate", "20", "--close-at", "0.6",
-        "--duration", "3", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--duration", "1.5", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     url = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode().split()[-1]
     async with websockets.connect(url) as ws:

@@ -27,7 +27,7 @@ QUIET = ("announcements", "user.lock", "user.access_log", "instrument.state", "u
 #: Documented families not modelled: left out of the subscribe result, as production
 #: does with any channel it does not grant.
 UNSERVED = ("chart.trades", "block_rfq", "block_trade_confirmations", "user.block_rfq", "user.block_trade",
-            "estimated_expiration_price", "deribit_volatility_index", "platform_state.public_methods_state")
+            "estimated_expiration_price", "deribit_volatility_index")
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class Channel:
 
 def parse_channel(name: str, instruments: Mapping[str, Instrument]) -> Channel | None:
     """The served channel ``name`` stands for, or None if it would not be granted."""
-    if name == "platform_state":
-        return Channel(name, "platform_state")
+    if name in ("platform_state", "platform_state.public_methods_state"):
+        return Channel(name, name)
     if name in ("announcements", "user.lock", "user.access_log"):
         return Channel(name, name, private=name.startswith("user."))
     parts = name.split(".")

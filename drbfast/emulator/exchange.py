@@ -151,7 +151,7 @@ class Exchange:
                 extra.append(part)
         return access, extra, session
 
-    def _issue(self, client_id: str, now: float, connection: int | None, access: dict[str, str],
+    def issue(self, client_id: str, now: float, connection: int | None, access: dict[str, str],
                session: str | None, extra: list[str]) -> Token:
         words = [f"session:{session}" if session else "connection"]
         words += [f"{a}:{lvl}" for a, lvl in access.items() if lvl != "none"] + extra + ["mainaccount"]
@@ -182,7 +182,7 @@ class Exchange:
                 raise invalid("client_secret" if isinstance(cid, str) else "client_id", "value required")
             if self.keys.get(cid) is None or not hmac.compare_digest(self.keys[cid].encode(), secret.encode()):
                 raise RpcError(13004, "invalid_credentials")
-            return self._issue(cid, now, connection, access, session, extra)
+            return self.issue(cid, now, connection, access, session, extra)
         if grant == "client_signature":
             cid = params.get("client_id")
             ts = params.get("timestamp")
@@ -202,13 +202,13 @@ class Exchange:
             expected = sign(self.keys[cid], ts, str(nonce), str(data))
             if not isinstance(sig, str) or not hmac.compare_digest(expected.encode(), sig.lower().encode("utf-8", "replace")):
                 raise RpcError(13004, "invalid_credentials")
-            return self._issue(cid, now, connection, access, session, extra)
+            return self.issue(cid, now, connection, access, session, extra)
         if grant == "refresh_token":
             old = self.refresh_tokens.pop(str(params.get("refresh_token")), None)
             if old is None:
                 raise RpcError(13009, "unauthorized", {"reason": "invalid_token", "param": "refresh_token"})
             self.tokens.pop(old.access_token, None)
-            return self._issue(old.client_id, now, connection, dict(old.access), old.session,
+            return self.issue(old.client_id, now, connection, dict(old.access), old.session,
                                [w for w in old.scope.split() if w.startswith(("expires:", "ip:"))])
         raise invalid("grant_type", "wrong format")
 

@@ -151,7 +151,7 @@ def fork_token(ctx: Context, params: dict[str, Any]) -> Any:
         raise RpcError(13009, "unauthorized", {"reason": "invalid_token", "param": "refresh_token"})
     if old.session is None:
         raise RpcError(13009, "unauthorized", {"reason": "session scope required", "param": "refresh_token"})
-    token = ctx.exchange._issue(old.client_id, ctx.now, None, dict(old.access), name, [])
+    token = ctx.exchange.issue(old.client_id, ctx.now, None, dict(old.access), name, [])
     return _token_result(ctx, token, params)
 
 
@@ -166,7 +166,7 @@ def exchange_token(ctx: Context, params: dict[str, Any]) -> Any:
     target = next((a for a in ctx.exchange.accounts.values() if a.user_id == subject), None)
     if target is None:
         raise RpcError(13020, "not_found")
-    token = ctx.exchange._issue(target.client_id, ctx.now, old.connection, dict(old.access), old.session, [])
+    token = ctx.exchange.issue(target.client_id, ctx.now, old.connection, dict(old.access), old.session, [])
     return _token_result(ctx, token, params)
 
 

@@ -741,6 +741,8 @@ class Emulator:
                 continue
             elif fam == "platform_state":
                 self._send(name, {"locked": False, "price_index": "btc_usd"})
+            elif fam == "platform_state.public_methods_state":
+                self._send(name, {"allow_unauthenticated_public_requests": True})
             elif fam == "deribit_price_index" and ch.currency:
                 self._send(name, ex.market.index_data(ch.currency, now_ms))
             elif fam == "deribit_price_ranking" and ch.currency:
