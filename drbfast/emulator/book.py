@@ -22,7 +22,7 @@ def _r(x: float) -> float:
     return round(x, DIGITS)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two orders with equal fields are still two orders
 class Order:
     """An order of an account, or of the emulator's own market flow (``synthetic``)."""
 

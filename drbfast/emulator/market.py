@@ -127,19 +127,29 @@ class Market:
         for inst in self.exchange.instruments.values():
             self._replenish(inst, now_ms, levels=self.depth)
 
-    def _replenish(self, inst: Instrument, now_ms: int, levels: int) -> None:
-        """Keep about ``levels`` synthetic levels per side near the fair price."""
+    def _replenish(self, inst: Instrument, now_ms: int, levels: int, most: int | None = None) -> None:
+        """Quote the empty price levels among the ``levels`` nearest the fair price on
+        each side (at most ``most`` new quotes per side), never crossing the book."""
         book = self.exchange.books[inst.name]
         fair = self.fair(inst, now_ms)
         tick = inst.tick_for(fair)
+        base = inst.round_price(fair)
         for direction in ("buy", "sell"):
-            have = len(book.bid_prices if direction == "buy" else book.ask_prices)
-            for _ in range(max(0, levels - have)):
-                k = self.rng.randint(1, levels + 2)
-                price = inst.round_price(fair - k * tick if direction == "buy" else fair + k * tick)
-                if price <= 0 or book.crosses(direction, price):
+            side = book.bids if direction == "buy" else book.asks
+            step = -tick if direction == "buy" else tick
+            placed = 0
+            for k in range(1, levels + 1):
+                if most is not None and placed >= most:
+                    break
+                price = round(base + k * step, DIGITS)
+                if inst.tick_size_steps:  # the tick may change along the way (options)
+                    price = inst.round_price(price)
+                if price <= 0 or price in side or book.crosses(direction, price):
                     continue
+                if most is not None and self.rng.random() < 0.5:
+                    continue  # leave some holes: a real book is not a comb
                 self.exchange.place_synthetic(inst, direction, self._amount(inst), price, now_ms)
+                placed += 1
 
     def step(self, now_ms: int) -> None:
         """Move every index a little; each instrument's flow cancels some quotes, adds
@@ -150,9 +160,9 @@ class Market:
             book = self.exchange.books[inst.name]
             mine = [o for o in self.exchange.synthetic_orders(inst.name)]
             for order in mine:
-                if self.rng.random() < 0.08:
+                if self.rng.random() < 0.04:
                     self.exchange.cancel_synthetic(order, now_ms)
-            self._replenish(inst, now_ms, self.depth)
+            self._replenish(inst, now_ms, self.depth, most=3)
             if self.rng.random() < self.taker_rate and book.bid_prices and book.ask_prices:
                 direction = self.rng.choice(("buy", "sell"))
                 self.exchange.place_synthetic(inst, direction, self._amount(inst) / 5 or inst.min_trade_amount,
