@@ -184,7 +184,7 @@ requests_st = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(request=requests_st)
 def test_fuzz_requests_never_crash_a_handler(fuzz_target: tuple[Emulator, FuzzClient], request: dict[str, Any]) -> None:
     emu, client = fuzz_target
@@ -192,7 +192,7 @@ def test_fuzz_requests_never_crash_a_handler(fuzz_target: tuple[Emulator, FuzzCl
     client.probe()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(value=json_values)
 def test_fuzz_arbitrary_json_documents(fuzz_target: tuple[Emulator, FuzzClient], value: Any) -> None:
     emu, client = fuzz_target
@@ -200,13 +200,52 @@ def test_fuzz_arbitrary_json_documents(fuzz_target: tuple[Emulator, FuzzClient],
     client.probe()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.binary(max_size=200), text=st.text(max_size=200))
 def test_fuzz_arbitrary_bytes_and_text(fuzz_target: tuple[Emulator, FuzzClient], data: bytes, text: str) -> None:
     emu, client = fuzz_target
     client.ws.send(data)  # a BINARY frame
     client.ws.send(text)
     client.probe()
+
+
+def _raw_http(port: int, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.binary(max_size=300) | st.builds(lambda head, tail: head + tail,
+                                                st.sampled_from([b"GET /api/v2/", b"POST /api/v2 HTTP/1.1\r\n",
+                                                                 b"GET / HTTP/1.1\r\n\r\n"]),
+                                                st.binary(max_size=200)))
+def test_fuzz_http_front_with_arbitrary_bytes(fuzz_target: tuple[Emulator, FuzzClient], data: bytes) -> None:
+    emu, client = fuzz_target
+    reply = _raw_http(emu.port, data)
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 "), reply[:60]
+    assert b" 500 " not in reply.split(b"\r\n", 1)[0]
+    client.probe()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=requests_st)
+def test_fuzz_http_post_json_rpc(fuzz_target: tuple[Emulator, FuzzClient], request: dict[str, Any]) -> None:
+    emu, client = fuzz_target
+    body = json.dumps(request).encode()
+    reply = _raw_http(emu.port, b"POST /api/v2 HTTP/1.1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+                      % (len(body), body))
+    status = reply.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.1 ") and b" 500 " not in status, reply[:200]
+    json.loads(reply.split(b"\r\n\r\n", 1)[1])
 
 
 def test_fuzzing_left_no_handler_error_and_no_1011(fuzz_target: tuple[Emulator, FuzzClient]) -> None:
