@@ -211,6 +211,8 @@ async def test_edit_cancel_close_position_and_history(quiet: Emulator) -> None:
     detailed = await a.result("private/cancel_all", detailed=True)
     assert detailed[0]["currency"] == "ETH" and detailed[0]["result"][0]["order_id"] == ids[3]
     assert await a.result("private/get_open_orders") == []
+    err = (await a.call("private/mass_quote", quotes=[]))["error"]
+    assert err == {"code": 13902, "message": "mass_quotes_disabled"}
     await a.close()
     await b.close()
 

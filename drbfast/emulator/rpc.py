@@ -576,6 +576,12 @@ def get_account_summaries(ctx: Context, params: dict[str, Any]) -> Any:
             "summaries": [ctx.exchange.account_summary(ctx.client_id, c, ctx.now_ms) for c in curs]}
 
 
+def mass_quote(ctx: Context, params: dict[str, Any]) -> Any:
+    """Mass quoting is a feature Deribit enables per account, with MMP set up first;
+    the emulator's accounts do not have it, and say so as production does."""
+    raise RpcError(13902, "mass_quotes_disabled")
+
+
 @dataclass(frozen=True)
 class Method:
     """A served method: its handler, credit pool, required token scope, WS-only flag."""
@@ -635,6 +641,8 @@ METHODS: dict[str, Method] = {
     "private/cancel_all_by_kind_or_type": Method(cancel_all_by_kind_or_type, _ME, _TRW),
     "private/cancel_by_label": Method(cancel_by_label, _ME, _TRW),
     "private/close_position": Method(close_position, _ME, _TRW),
+    "private/mass_quote": Method(mass_quote, _ME, _TRW),
+    "private/cancel_quotes": Method(mass_quote, _ME, _TRW),
     "private/get_open_orders": Method(get_open_orders, scope=_TR),
     "private/get_open_orders_by_instrument": Method(get_open_orders_by_instrument, scope=_TR),
     "private/get_open_orders_by_currency": Method(get_open_orders_by_currency, scope=_TR),

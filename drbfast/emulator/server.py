@@ -123,6 +123,7 @@ class Connection(WSListener):
         self._tr_seq = 0
         self._hb_handle: asyncio.TimerHandle | None = None
         self._last_sent = time.monotonic()
+        self._last_received = time.monotonic()
         self._fragments: list[bytes] | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
@@ -199,11 +200,11 @@ class Connection(WSListener):
                 return
             payload, self._fragments = b"".join(self._fragments), None
             self.messages_received += 1
-            self._arm_idle()
+            self._last_received = time.monotonic()
             self._on_text(payload)
         elif mt == WSMsgType.BINARY:
             self.messages_received += 1
-            self._arm_idle()
+            self._last_received = time.monotonic()
             self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "binary frames are not accepted").as_error()}, usin=None)
         elif mt == WSMsgType.CLOSE:
             if self.close_code is None:
@@ -354,19 +355,18 @@ class Connection(WSListener):
             self.emu.log_event("connection %d: test_request #%d answered in %.3f ms", self.id, seq, rtt / 1e6)
 
     def _arm_idle(self) -> None:
+        """Start the idle watch (one timer per connection, re-armed only when it fires:
+        receiving a message just stamps ``_last_received``)."""
         cfg = self.emu.config
-        if cfg.idle_timeout is None and cfg.inactivity_timeout is None:
-            return
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-        first = min(t for t in (cfg.idle_timeout, cfg.inactivity_timeout) if t is not None)
-        self._idle_handle = asyncio.get_running_loop().call_later(first, self._idle_check, time.monotonic())
+        limits = [t for t in (cfg.idle_timeout, cfg.inactivity_timeout) if t is not None]
+        if limits:
+            self._idle_handle = asyncio.get_running_loop().call_later(min(limits), self._idle_check)
 
-    def _idle_check(self, since: float) -> None:
+    def _idle_check(self) -> None:
         """Production cuts a socket that sent nothing for ~60 s when it holds no
         subscription and no heartbeat, and any socket after 10 minutes (PROTOCOL.md 1.6)."""
         cfg = self.emu.config
-        quiet = time.monotonic() - since
+        quiet = time.monotonic() - self._last_received
         if cfg.idle_timeout is not None and quiet >= cfg.idle_timeout - 1e-3 and not self.subscriptions \
                 and self.heartbeat_interval is None:
             self.emu.log_event("connection %d: idle for %.1f s with no subscription or heartbeat: dropped", self.id, quiet)
@@ -376,9 +376,11 @@ class Connection(WSListener):
             self.emu.log_event("connection %d: inactive for %.1f s: dropped", self.id, quiet)
             self.drop()
             return
-        later = [t - quiet for t in (cfg.idle_timeout, cfg.inactivity_timeout) if t is not None and t - quiet > 1e-3]
-        if later:
-            self._idle_handle = asyncio.get_running_loop().call_later(min(later), self._idle_check, since)
+        # Not yet: look again when the nearest limit could be reached (a limit already
+        # passed but held off by a subscription or heartbeat is looked at once per period).
+        limits = [t for t in (cfg.idle_timeout, cfg.inactivity_timeout) if t is not None]
+        nxt = min(t - quiet if t - quiet > 1e-3 else t for t in limits)
+        self._idle_handle = asyncio.get_running_loop().call_later(nxt, self._idle_check)
 
     async def writable(self, timeout: float | None = None) -> bool:
         """Wait until the socket takes more data (flow control for floods); False if
