@@ -363,3 +363,14 @@ async def test_fork_and_exchange_token(quiet: Emulator) -> None:
     assert (await c.call("public/exchange_token", refresh_token="nope", subject_id=1))["error"]["code"] == 13009
     await c.close()
     await d.close()
+
+
+async def test_private_subscribe_label_tags_notifications(quiet: Emulator) -> None:
+    c = await login(quiet.url)
+    await c.result("private/subscribe", channels=["user.orders.any.any.raw"], label="bot-7")
+    await c.result("private/buy", instrument_name="BTC-PERPETUAL", amount=10, type="limit", price=50000)
+    notes = [n for n in c.notifications if n["channel"] == "user.orders.any.any.raw"]
+    note = notes[0] if notes else (await c.collect(1, "user.orders.any.any.raw"))[0]
+    assert note["label"] == "bot-7" and note["data"]["order_state"] == "open"
+    assert (await c.call("private/subscribe", channels=["user.lock"], label="x" * 17))["error"]["code"] == -32602
+    await c.close()

@@ -201,3 +201,11 @@ def test_query_values_are_typed_like_deribit() -> None:
 
     q = dict(urllib.parse.parse_qsl("a=true&b=10&c=0.5&d=BTC&e=false&f=nan"))
     assert {k: _typed(v) for k, v in q.items()} == {"a": True, "b": 10, "c": 0.5, "d": "BTC", "e": False, "f": "nan"}
+
+
+async def test_http_rate_limit_is_10028_with_status_429() -> None:
+    async with Emulator(EmulatorConfig(credit_cap=1_000, credit_cost=500, credit_refill=1.0)) as emu:
+        for _ in range(2):
+            assert (await http(emu, "GET", "/api/v2/public/get_time"))[0] == 200
+        status, _, body = await http(emu, "GET", "/api/v2/public/get_time")
+        assert status == 429 and json.loads(body)["error"] == {"code": 10028, "message": "too_many_requests"}
