@@ -374,3 +374,26 @@ async def test_private_subscribe_label_tags_notifications(quiet: Emulator) -> No
     assert note["label"] == "bot-7" and note["data"]["order_state"] == "open"
     assert (await c.call("private/subscribe", channels=["user.lock"], label="x" * 17))["error"]["code"] == -32602
     await c.close()
+
+
+async def test_raw_book_sends_each_change_at_once_100ms_waits_for_the_tick() -> None:
+    cfg = EmulatorConfig(tick_interval=3600.0, taker_rate=0.0)  # no tick during the test
+    async with Emulator(cfg) as emu:
+        c = await login(emu.url)
+        await c.result("private/subscribe", channels=["book.BTC-PERPETUAL.raw", "book.BTC-PERPETUAL.100ms"])
+        raw_snap = await until(c, "book.BTC-PERPETUAL.raw")
+        agg_snap = await until(c, "book.BTC-PERPETUAL.100ms")
+        assert raw_snap["type"] == agg_snap["type"] == "snapshot"
+        await c.result("private/buy", instrument_name="BTC-PERPETUAL", amount=10, type="limit", price=50000)
+        change = await until(c, "book.BTC-PERPETUAL.raw")
+        assert change["type"] == "change" and change["prev_change_id"] == raw_snap["change_id"]
+        assert change["bids"] == [["new", 50000.0, 10.0]] and change["asks"] == []
+        await c.result("private/buy", instrument_name="BTC-PERPETUAL", amount=20, type="limit", price=50000)
+        second = await until(c, "book.BTC-PERPETUAL.raw")
+        assert second["prev_change_id"] == change["change_id"] and second["bids"] == [["change", 50000.0, 30.0]]
+        assert not [n for n in c.notifications if n["channel"] == "book.BTC-PERPETUAL.100ms"]
+        emu._pump_once()
+        agg = await until(c, "book.BTC-PERPETUAL.100ms")
+        assert agg["prev_change_id"] == agg_snap["change_id"] and ["new", 50000.0, 30.0] in agg["bids"]
+        assert agg["change_id"] >= second["change_id"]
+        await c.close()

@@ -2,8 +2,10 @@
 
 Price-time priority: each price level is a FIFO queue; an incoming order trades against
 the best opposite level first, oldest order first, at the resting order's price. The
-book keeps the amounts it last published, so a ``book.*`` change frame is the exact
-difference between two states and a snapshot is the state at its ``change_id``.
+book keeps the amounts it last published per stream (``raw``: every change as it
+happens; ``agg``: the 100ms/agg2 channels, once per tick), so a ``book.*`` change frame
+is the exact difference between two states and a snapshot is the state at its
+``change_id``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from .instruments import DIGITS, Instrument
 
-__all__ = ["Fill", "Order", "OrderBook"]
+__all__ = ["Fill", "Order", "OrderBook", "Published", "STREAMS"]
 
 
 def _r(x: float) -> float:
@@ -113,6 +115,20 @@ class Fill:
 
 
 @dataclass
+class Published:
+    """What one stream of ``book.*`` frames last told its subscribers."""
+
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    dirty_bids: set[float] = field(default_factory=set)
+    dirty_asks: set[float] = field(default_factory=set)
+
+
+#: The book streams: every change at once, and the per-tick aggregate.
+STREAMS = ("raw", "agg")
+
+
+@dataclass
 class OrderBook:
     instrument: Instrument
     bids: dict[float, deque[Order]] = field(default_factory=dict)
@@ -120,16 +136,22 @@ class OrderBook:
     #: sorted ascending
     bid_prices: list[float] = field(default_factory=list)
     ask_prices: list[float] = field(default_factory=list)
-    #: amounts per price as of the last published change frame
-    published_bids: dict[float, float] = field(default_factory=dict)
-    published_asks: dict[float, float] = field(default_factory=dict)
-    dirty_bids: set[float] = field(default_factory=set)
-    dirty_asks: set[float] = field(default_factory=set)
+    #: per stream, the amounts per price as of its last change frame
+    streams: dict[str, Published] = field(default_factory=lambda: {s: Published() for s in STREAMS})
 
-    def _side(self, direction: str) -> tuple[dict[float, deque[Order]], list[float], set[float]]:
+    def _side(self, direction: str) -> tuple[dict[float, deque[Order]], list[float]]:
         if direction == "buy":
-            return self.bids, self.bid_prices, self.dirty_bids
-        return self.asks, self.ask_prices, self.dirty_asks
+            return self.bids, self.bid_prices
+        return self.asks, self.ask_prices
+
+    def touch(self, direction: str, price: float) -> None:
+        """Mark a level as changed for every stream."""
+        for pub in self.streams.values():
+            (pub.dirty_bids if direction == "buy" else pub.dirty_asks).add(price)
+
+    def dirty(self, stream: str) -> bool:
+        pub = self.streams[stream]
+        return bool(pub.dirty_bids or pub.dirty_asks)
 
     def best_bid(self) -> float | None:
         return self.bid_prices[-1] if self.bid_prices else None
@@ -155,18 +177,18 @@ class OrderBook:
     def rest(self, order: Order) -> None:
         """Put an order (with a price) at the back of its level's queue."""
         assert order.price is not None
-        side, prices, dirty = self._side(order.direction)
+        side, prices = self._side(order.direction)
         q = side.get(order.price)
         if q is None:
             q = side[order.price] = deque()
             bisect.insort(prices, order.price)
         q.append(order)
-        dirty.add(order.price)
+        self.touch(order.direction, order.price)
 
     def remove(self, order: Order) -> None:
         if order.price is None:
             return
-        side, prices, dirty = self._side(order.direction)
+        side, prices = self._side(order.direction)
         q = side.get(order.price)
         if q is None:
             return
@@ -174,7 +196,7 @@ class OrderBook:
             q.remove(order)
         except ValueError:
             return
-        dirty.add(order.price)
+        self.touch(order.direction, order.price)
         if not q:
             del side[order.price]
             prices.pop(bisect.bisect_left(prices, order.price))
@@ -202,7 +224,7 @@ class OrderBook:
         """Trade ``taker`` against the book up to ``limit`` (None: any price)."""
         fills: list[Fill] = []
         maker_dir = "sell" if taker.direction == "buy" else "buy"
-        side, prices, dirty = self._side(maker_dir)
+        side, prices = self._side(maker_dir)
         while taker.remaining > 0 and prices:
             best = prices[0] if taker.direction == "buy" else prices[-1]
             if limit is not None and ((taker.direction == "buy" and best > limit) or (taker.direction == "sell" and best < limit)):
@@ -218,7 +240,7 @@ class OrderBook:
                 if maker.remaining <= 0:
                     maker.state = "filled"
                     q.popleft()
-            dirty.add(best)
+            self.touch(maker_dir, best)
             if not q:
                 del side[best]
                 prices.pop(0 if taker.direction == "buy" else -1)
@@ -226,18 +248,20 @@ class OrderBook:
 
     # ------------------------------------------------------------ publication
 
-    def snapshot_levels(self) -> tuple[list[list[Any]], list[list[Any]]]:
-        """The published state as snapshot levels ``["new", price, amount]``, best first."""
-        bids = [["new", p, a] for p, a in sorted(self.published_bids.items(), reverse=True)]
-        asks = [["new", p, a] for p, a in sorted(self.published_asks.items())]
+    def snapshot_levels(self, stream: str = "agg") -> tuple[list[list[Any]], list[list[Any]]]:
+        """A stream's published state as snapshot levels ``["new", price, amount]``."""
+        pub = self.streams[stream]
+        bids = [["new", p, a] for p, a in sorted(pub.bids.items(), reverse=True)]
+        asks = [["new", p, a] for p, a in sorted(pub.asks.items())]
         return bids, asks
 
-    def flush(self) -> tuple[list[list[Any]], list[list[Any]]]:
-        """The changes since the last flush as ``[action, price, amount]`` levels (bids
-        best first, asks best first), and make them the published state."""
+    def flush(self, stream: str = "agg") -> tuple[list[list[Any]], list[list[Any]]]:
+        """A stream's changes since its last flush as ``[action, price, amount]`` levels
+        (bids best first, asks best first), which become its published state."""
+        pub = self.streams[stream]
         out: list[list[list[Any]]] = []
-        for direction, published, dirty in (("buy", self.published_bids, self.dirty_bids),
-                                             ("sell", self.published_asks, self.dirty_asks)):
+        for direction, published, dirty in (("buy", pub.bids, pub.dirty_bids),
+                                             ("sell", pub.asks, pub.dirty_asks)):
             changes: list[list[Any]] = []
             for p in dirty:
                 now = self.level_amount(direction, p)
@@ -255,3 +279,4 @@ class OrderBook:
             changes.sort(key=lambda lvl: -lvl[1] if direction == "buy" else lvl[1])
             out.append(changes)
         return out[0], out[1]
+

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..auth import sign
 from .accounts import Account, RateLimits
-from .book import Fill, Order, OrderBook
+from .book import STREAMS, Fill, Order, OrderBook
 from .errors import RpcError, invalid
 from .instruments import DIGITS, Instrument, default_instruments
 from .market import MARKET_ACCOUNT, Market
@@ -93,13 +93,16 @@ class Exchange:
         self.public_trades: dict[str, list[dict[str, Any]]] = {name: [] for name in self.instruments}
         #: one change_id counter per currency, shared by its books, so a book's ids jump
         self._currency_change_ids: dict[str, int] = {"BTC": 193_809_616_000, "ETH": 74_502_110_000}
-        #: each book's change_id as last published
+        #: each book's latest change_id, and the last one each stream published
         self.change_ids: dict[str, int] = {}
+        self.stream_ids: dict[tuple[str, str], int] = {}
         self.market = Market(self, seed=seed)
         self.market.seed_books(now_ms)
         for name, book in self.books.items():
-            book.flush()
-            self._next_change_id(self.instruments[name])
+            cid = self._next_change_id(self.instruments[name])
+            for stream in STREAMS:
+                book.flush(stream)
+                self.stream_ids[name, stream] = cid
 
     def _next_change_id(self, inst: Instrument) -> int:
         cur = inst.currency
@@ -107,19 +110,27 @@ class Exchange:
         self.change_ids[inst.name] = self._currency_change_ids[cur]
         return self.change_ids[inst.name]
 
-    def publish_book(self, name: str) -> tuple[int, int, list[list[Any]], list[list[Any]]] | None:
-        """The book's changes since its last publication as (prev_change_id, change_id,
-        bids, asks), or None if it did not change."""
-        bids, asks = self.books[name].flush()
+    def publish_book(self, name: str, stream: str = "agg") -> tuple[int, int, list[list[Any]], list[list[Any]]] | None:
+        """A stream's changes of the book since it last published, as
+        (prev_change_id, change_id, bids, asks), or None if nothing changed.
+
+        ``raw`` gives every change its own change_id; an ``agg`` frame carries the
+        latest change_id, a new one only if no ``raw`` publication has named it yet.
+        """
+        prev = self.stream_ids[name, stream]
+        bids, asks = self.books[name].flush(stream)
         if not bids and not asks:
             return None
-        prev = self.change_ids[name]
-        return prev, self._next_change_id(self.instruments[name]), bids, asks
+        if stream == "raw" or self.change_ids[name] == prev:
+            self._next_change_id(self.instruments[name])
+        cur = self.stream_ids[name, stream] = self.change_ids[name]
+        return prev, cur, bids, asks
 
-    def resume_after(self, name: str, change_id: int) -> None:
-        """Continue a book's chain after a flood that used change_ids up to ``change_id``."""
+    def resume_after(self, name: str, change_id: int, stream: str = "raw") -> None:
+        """Continue a stream's chain after a flood that used change_ids up to ``change_id``."""
         inst = self.instruments[name]
-        self.change_ids[name] = change_id
+        self.change_ids[name] = max(self.change_ids[name], change_id)
+        self.stream_ids[name, stream] = change_id
         self._currency_change_ids[inst.currency] = max(self._currency_change_ids[inst.currency], change_id)
 
     def __repr__(self) -> str:
@@ -491,7 +502,7 @@ class Exchange:
         order.post_only = post_only
         if keep_place:
             assert order.price is not None
-            (book.dirty_bids if order.direction == "buy" else book.dirty_asks).add(order.price)
+            book.touch(order.direction, order.price)
             order.amount = amount
             if order.remaining <= 0:
                 book.remove(order)

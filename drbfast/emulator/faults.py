@@ -315,10 +315,13 @@ class Faults:
         answers and return what was measured. ``frame`` sends that exact payload instead."""
         c = self._conn(conn)
         frames = _FloodFrames(channel) if frame is None else None
-        name = channel.split(".")[1] if channel.count(".") >= 2 else None
+        parts = channel.split(".")
+        name = parts[1] if len(parts) == 3 and parts[0] == "book" else None
+        stream = "raw" if parts[-1] == "raw" else "agg"
         book_chain = name is not None and name in self.emu.exchange.change_ids and frames is not None
         if book_chain and frames is not None and name is not None:
-            frames.change_id = self.emu.exchange.change_ids[name]  # continue the book's change_id chain
+            # Continue the channel's change_id chain from its last frame.
+            frames.change_id = self.emu.exchange.stream_ids[name, stream]
         before = len(c.test_request_rtts_ns)
         trs = 0
         deadline = time.monotonic() + timeout
@@ -353,7 +356,7 @@ class Faults:
             self.emu.config.record = record
             c.paused.discard(channel)
             if book_chain and frames is not None and name is not None:
-                self.emu.exchange.resume_after(name, frames.change_id)
+                self.emu.exchange.resume_after(name, frames.change_id, stream)
         self.emu.log_event("connection %d: flood sent %d frames in %.3f s, %d test_requests answered", c.id, sent,
                            seconds, len(c.test_request_rtts_ns) - before)
         return FloodResult(sent, seconds, trs, c.test_request_rtts_ns[before:])

@@ -593,10 +593,12 @@ class Emulator:
         now_ms = int(time.time() * 1000)
         first: bytes | None = None
         if channel.family == "book" and channel.instrument is not None:
-            bids, asks = self.exchange.books[channel.instrument.name].snapshot_levels()
+            stream = "raw" if channel.interval == "raw" else "agg"
+            name = channel.instrument.name
+            bids, asks = self.exchange.books[name].snapshot_levels(stream)
             first = notification(channel.name, {
-                "timestamp": now_ms, "type": "snapshot", "change_id": self.exchange.change_ids[channel.instrument.name],
-                "instrument_name": channel.instrument.name, "bids": bids, "asks": asks})
+                "timestamp": now_ms, "type": "snapshot", "change_id": self.exchange.stream_ids[name, stream],
+                "instrument_name": name, "bids": bids, "asks": asks})
         elif channel.family == "incremental_ticker" and channel.instrument is not None:
             last = self._last_ticker.get(channel.name)
             if last is None:
@@ -644,9 +646,10 @@ class Emulator:
         """Tell subscribers what the exchange did since the last call (orders, trades,
         positions, portfolios: user.* channels; public trades: trades.*)."""
         events = self.exchange.drain()
+        now_ms = int(time.time() * 1000)
+        self._publish_raw_books(now_ms)
         if not events:
             return
-        now_ms = int(time.time() * 1000)
         touched: dict[tuple[str, str], dict[str, Any]] = {}
         for ev in events:
             inst = self.exchange.instruments[ev.instrument]
@@ -683,6 +686,22 @@ class Emulator:
             if slot["trades"]:
                 self._send_portfolio(account, inst.currency, now_ms)
 
+    def _publish_raw_books(self, now_ms: int) -> None:
+        """``book.{i}.raw``: every change as soon as the request or tick that made it is
+        done, each with its own change_id."""
+        ex = self.exchange
+        for name, book in ex.books.items():
+            if not book.dirty("raw"):
+                continue
+            res = ex.publish_book(name, "raw")
+            if res is None:
+                continue
+            channel = f"book.{name}.raw"
+            if channel in self.subscribers:
+                prev, cur, bids, asks = res
+                self._send(channel, {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
+                                     "instrument_name": name, "bids": bids, "asks": asks})
+
     def _send_portfolio(self, account: str, currency: str, now_ms: int) -> None:
         for name, ch in list(self.channels.items()):
             if ch.family == "user.portfolio" and ch.currency in ("any", currency):
@@ -710,7 +729,7 @@ class Emulator:
         self.publish_events()
         changed: dict[str, dict[str, Any]] = {}
         for name in ex.books:
-            res = ex.publish_book(name)
+            res = ex.publish_book(name, "agg")
             if res is not None:
                 prev, cur, bids, asks = res
                 changed[name] = {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
@@ -722,7 +741,7 @@ class Emulator:
             inst = ch.instrument
             fam = ch.family
             if fam == "book" and inst is not None:
-                if inst.name in changed:
+                if inst.name in changed and ch.interval != "raw":  # raw went out as it happened
                     self._send(name, changed[inst.name])
             elif fam == "book.grouped" and inst is not None:
                 if inst.name in changed:
