@@ -209,3 +209,38 @@ async def test_http_rate_limit_is_10028_with_status_429() -> None:
             assert (await http(emu, "GET", "/api/v2/public/get_time"))[0] == 200
         status, _, body = await http(emu, "GET", "/api/v2/public/get_time")
         assert status == 429 and json.loads(body)["error"] == {"code": 10028, "message": "too_many_requests"}
+
+
+async def test_http_signature_authorization(emulator: Emulator) -> None:
+    import hashlib
+    import hmac as hmac_
+
+    def signed(target: str, secret: str = DEMO_CLIENT_SECRET, ts: int | None = None) -> dict[str, str]:
+        ts = int(time.time() * 1000) if ts is None else ts
+        payload = f"{ts}\nabc\nGET\n{target}\n\n".encode()
+        sig = hmac_.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+        return {"authorization": f"deri-hmac-sha256 id={DEMO_CLIENT_ID},ts={ts},sig={sig},nonce=abc"}
+
+    target = "/api/v2/private/get_account_summary?currency=BTC"
+    status, _, body = await http(emulator, "GET", target, headers=signed(target))
+    assert status == 200 and json.loads(body)["result"]["currency"] == "BTC"
+    status, _, body = await http(emulator, "GET", target, headers=signed(target, secret="wrong"))
+    assert status == 400 and json.loads(body)["error"]["code"] == 13004
+    status, _, body = await http(emulator, "GET", target, headers=signed(target, ts=1))
+    assert status == 400 and json.loads(body)["error"]["code"] == 13009
+    assert not [t for t in emulator.exchange.tokens.values() if t.ephemeral], "signed requests leave no token"
+
+
+async def test_ccxt_private_rest_balance_and_order(emulator: Emulator) -> None:
+    ccxt_async = pytest.importorskip("ccxt.async_support")
+    exchange = ccxt_async.deribit({"apiKey": DEMO_CLIENT_ID, "secret": DEMO_CLIENT_SECRET, "enableRateLimit": False})
+    exchange.urls["api"] = {"rest": emulator.http_url.rsplit("/api/v2", 1)[0], "ws": emulator.url}
+    try:
+        await asyncio.wait_for(exchange.load_markets(), TIMEOUT)
+        balance = await asyncio.wait_for(exchange.fetch_balance({"currency": "BTC"}), TIMEOUT)
+        assert balance["BTC"]["total"] == 10.0
+        order = await asyncio.wait_for(exchange.create_order("BTC/USD:BTC", "limit", "buy", 10, 50000), TIMEOUT)
+        assert order["status"] == "open" and order["price"] == 50000
+        assert [o["id"] for o in await exchange.fetch_open_orders("BTC/USD:BTC")] == [order["id"]]
+    finally:
+        await exchange.close()

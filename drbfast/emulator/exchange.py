@@ -44,6 +44,8 @@ class Token:
     connection: int | None  # connection-scoped tokens only work on that connection
     access: dict[str, str] = field(default_factory=dict)
     session: str | None = None
+    #: made for one signed HTTP request, revoked after it
+    ephemeral: bool = False
 
     def __repr__(self) -> str:  # tokens are credentials: never print them
         return f"Token(client_id={self.client_id!r}, scope={self.scope!r}, connection={self.connection})"
@@ -222,6 +224,24 @@ class Exchange:
             return self.issue(old.client_id, now, connection, dict(old.access), old.session,
                                [w for w in old.scope.split() if w.startswith(("expires:", "ip:"))])
         raise invalid("grant_type", "wrong format")
+
+    def authenticate_http(self, header: str, method: str, uri: str, body: str, now: float) -> Token:
+        """Check a ``deri-hmac-sha256 id=..,ts=..,nonce=..,sig=..`` Authorization header
+        (PROTOCOL.md 5.1: HMAC-SHA256 of ``ts\nnonce\nMETHOD\nURI\nbody\n``); return a
+        token good for this one request."""
+        fields = dict(part.strip().partition("=")[::2] for part in header.split(" ", 1)[1].split(","))
+        cid, ts_s, nonce, sig = (fields.get(k, "") for k in ("id", "ts", "nonce", "sig"))
+        if cid not in self.keys:
+            raise RpcError(13004, "invalid_credentials")
+        if not ts_s.isdigit() or len(ts_s) > 20 or abs(int(now * 1000) - int(ts_s)) > int(self.signature_window * 1000):
+            raise RpcError(13009, "unauthorized", {"reason": "timestamp is out of the allowed window", "param": "ts"})
+        expected = hmac.new(self.keys[cid].encode(), f"{ts_s}\n{nonce}\n{method.upper()}\n{uri}\n{body}\n".encode(),
+                            "sha256").hexdigest()
+        if not hmac.compare_digest(expected.encode(), sig.lower().encode("utf-8", "replace")):
+            raise RpcError(13004, "invalid_credentials")
+        token = self.issue(cid, now, None, dict(DEFAULT_ACCESS), None, [])
+        token.ephemeral = True
+        return token
 
     def token(self, access_token: str, now: float, connection: int) -> Token | None:
         """The live token for ``access_token`` usable on ``connection``, else None."""

@@ -8,7 +8,8 @@ switched to it); anything else is served here as HTTP/1.1 with keep-alive:
 - ``GET /api/v2/public/get_instruments?currency=BTC``: query values are typed the way
   Deribit reads them (``true``/``false``, numbers, otherwise strings);
 - ``POST /api/v2`` (or ``/api/v2/{method}``) with a JSON-RPC body;
-- ``Authorization: Bearer <access_token>`` for private methods.
+- ``Authorization: Bearer <access_token>``, or a ``deri-hmac-sha256`` signature
+  (PROTOCOL.md 5.1), for private methods.
 
 Replies use the REST envelope seen in ccxt issues (``jsonrpc, [id,] result|error,
 testnet, usIn, usOut, usDiff``; PROTOCOL.md 2) with HTTP 200 on success, 400 on an
@@ -186,6 +187,13 @@ class FrontProtocol(asyncio.Protocol):
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             token = self.emu.exchange.token(auth[7:].strip(), time.time(), 0)
+        elif auth.lower().startswith("deri-hmac-sha256 "):
+            try:
+                token = self.emu.exchange.authenticate_http(auth, method, target, body.decode("utf-8", "replace"),
+                                                            time.time())
+            except RpcError as exc:
+                self._reply({"jsonrpc": "2.0", "error": exc.as_error()}, usin, 400, close)
+                return
         session = HttpSession(token)
         rpc_method = path[len("/api/v2"):].lstrip("/")
         msg: Any
@@ -208,6 +216,9 @@ class FrontProtocol(asyncio.Protocol):
             self._respond(405, b'{"error":"method not allowed"}', close)
             return
         outcome = dispatch(self.emu, session, msg, http=True, ip=self.ip)
+        if token is not None and token.ephemeral:
+            self.emu.exchange.tokens.pop(token.access_token, None)  # a signed request's token dies with it
+            self.emu.exchange.refresh_tokens.pop(token.refresh_token, None)
         for action in outcome.after:
             action()
         self.emu.publish_events()
