@@ -397,3 +397,49 @@ async def test_raw_book_sends_each_change_at_once_100ms_waits_for_the_tick() -> 
         assert agg["prev_change_id"] == agg_snap["change_id"] and ["new", 50000.0, 30.0] in agg["bids"]
         assert agg["change_id"] >= second["change_id"]
         await c.close()
+
+
+VALID = {
+    "public/get_instruments": {"currency": "BTC"}, "public/get_instrument": {"instrument_name": "BTC-PERPETUAL"},
+    "public/ticker": {"instrument_name": "ETH-PERPETUAL"}, "public/get_currencies": {},
+    "public/get_order_book": {"instrument_name": "BTC-26DEC26-80000-P"},
+    "public/get_book_summary_by_currency": {"currency": "BTC"},
+    "public/get_book_summary_by_instrument": {"instrument_name": "BTC-PERPETUAL"},
+    "public/get_index_price": {"index_name": "eth_usd"}, "public/status": {}, "public/get_time": {},
+    "public/get_last_trades_by_instrument": {"instrument_name": "BTC-PERPETUAL"},
+    "private/get_positions": {"currency": "BTC"}, "private/get_position": {"instrument_name": "BTC-PERPETUAL"},
+    "private/get_account_summary": {"currency": "ETH"}, "private/get_account_summaries": {},
+    "private/get_open_orders": {}, "private/get_open_orders_by_currency": {"currency": "BTC"},
+    "private/get_open_orders_by_label": {"currency": "BTC", "label": "x"},
+    "private/get_order_state_by_label": {"currency": "BTC", "label": "x"},
+    "private/get_order_history_by_currency": {"currency": "BTC"},
+    "private/get_user_trades_by_currency": {"currency": "BTC"},
+    "private/cancel_all_by_currency": {"currency": "ETH"}, "private/cancel_all_by_kind_or_type": {"currency": "any"},
+}
+#: a bad value for each: the error names the parameter
+BAD = {
+    "public/get_instrument": "instrument_name", "public/get_order_book": "depth",
+    "public/get_book_summary_by_currency": "currency", "public/get_index_price": "index_name",
+    "private/get_account_summary": "currency", "private/get_order_history_by_currency": "count",
+    "private/buy": "amount", "private/edit": "order_id", "private/close_position": "type",
+}
+
+
+async def test_every_method_answers_in_the_live_envelope(emulator: Emulator) -> None:
+    c = await login(emulator.url)
+    for method, params in VALID.items():
+        msg = await c.call(method, **params)
+        assert list(msg) == ENVELOPE, (method, msg)
+        assert msg["usOut"] - msg["usIn"] == msg["usDiff"] >= 0 and msg["testnet"] is True
+    for method, param in BAD.items():
+        params = dict(VALID.get(method, {}))
+        params.update({"instrument_name": "BTC-PERPETUAL"} if method in ("private/buy", "private/close_position") else {})
+        params[param] = {"depth": 3, "count": 0, "amount": 0.5, "order_id": 5, "type": "stop"}.get(param, "bad")
+        err = await c.call(method, **params)
+        assert list(err) == ERROR_ENVELOPE, (method, err)
+        e = err["error"]
+        if e["code"] == -32602:
+            assert list(e) == ["code", "data", "message"] and e["data"]["param"] == param, (method, e)
+        else:
+            assert e["code"] == 10020 and method == "public/get_instrument"
+    await c.close()

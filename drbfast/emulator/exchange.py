@@ -537,12 +537,12 @@ class Exchange:
 
     def close_position(self, client_id: str, connection: int, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         inst = self.instrument(params.get("instrument_name"))
-        pos = self.accounts[client_id].positions.get(inst.name)
-        if pos is None or pos.size == 0:
-            raise RpcError(11044, "not_open_order", {"reason": "no position", "param": "instrument_name"})
         order_type = params.get("type")
         if order_type not in ORDER_TYPES:
             raise invalid("type", "value required" if order_type is None else "must be one of limit, market")
+        pos = self.accounts[client_id].positions.get(inst.name)
+        if pos is None or pos.size == 0:
+            raise RpcError(11044, "not_open_order", {"reason": "no position", "param": "instrument_name"})
         direction = "sell" if pos.size > 0 else "buy"
         req: dict[str, Any] = {"instrument_name": inst.name, "amount": abs(pos.size), "type": order_type,
                                "reduce_only": True}
