@@ -244,3 +244,15 @@ async def test_ccxt_private_rest_balance_and_order(emulator: Emulator) -> None:
         assert [o["id"] for o in await exchange.fetch_open_orders("BTC/USD:BTC")] == [order["id"]]
     finally:
         await exchange.close()
+
+
+async def test_cli_tls_prints_the_ca_to_trust() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drbfast", "emulator", "--tls", "--duration", "1", "--quiet",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("drbfast emulator serving wss://localhost:"), out
+    ca = [ln.split("certificate: ", 1)[1] for ln in lines if "trust this CA certificate" in ln]
+    assert ca and open(ca[0]).read().startswith("-----BEGIN CERTIFICATE-----")
+    assert proc.returncode == 0, err

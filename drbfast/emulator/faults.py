@@ -240,13 +240,11 @@ class Faults:
     def stop_reading(self, conn: Connection | None = None) -> None:
         """Stop reading the client's frames (its requests pile up in TCP buffers)."""
         c = self._conn(conn)
-        assert c.transport is not None
-        c.transport.underlying_transport.pause_reading()
+        c.pause_reading()
 
     def resume_reading(self, conn: Connection | None = None) -> None:
         c = self._conn(conn)
-        assert c.transport is not None
-        c.transport.underlying_transport.resume_reading()
+        c.resume_reading()
 
     def silence(self, conn: Connection | None = None, on: bool = True) -> None:
         """Send nothing more on this connection, heartbeats included, and never close
@@ -287,8 +285,7 @@ class Faults:
     def send_ping(self, conn: Connection | None = None, payload: bytes = b"emu") -> None:
         """Send a WebSocket PING (production does not document any)."""
         c = self._conn(conn)
-        assert c.transport is not None
-        c.transport.send_ping(payload)
+        c.send_ping(payload)
 
     def send_test_requests(self, conn: Connection | None = None, *, count: int = 1, rate_hz: float | None = None, pattern: list[float] | None = None, deadline: float | None = None) -> asyncio.Task[None]:
         """Send ``count`` test_requests whatever the heartbeat interval: at ``rate_hz``,
@@ -301,7 +298,7 @@ class Faults:
             for delay in delays:
                 if delay > 0:
                     await asyncio.sleep(delay)
-                if c.transport is None or c.transport.is_disconnected:
+                if not c.is_open:
                     return
                 c.send_test_request(deadline=deadline)
 
@@ -329,11 +326,11 @@ class Faults:
         sent = 0
         record = self.emu.config.record
         self.emu.config.record = False  # a flood is not worth recording frame by frame
-        c.paused.add(channel)
+        c.pause_channel(channel)
         self.emu.log_event("connection %d: flood of %d frames on %s", c.id, count, channel)
         try:
             while sent < count and time.monotonic() < deadline:
-                if c.transport is None or c.transport.is_disconnected:
+                if not c.is_open:
                     break
                 burst = min(256, count - sent)
                 for _ in range(burst):
@@ -349,12 +346,12 @@ class Faults:
                 await asyncio.sleep(0)
             seconds = time.perf_counter() - t0
             while len(c.test_request_rtts_ns) - before < trs and time.monotonic() < deadline:
-                if c.transport is None or c.transport.is_disconnected:
+                if not c.is_open:
                     break
                 await asyncio.sleep(0.005)
         finally:
             self.emu.config.record = record
-            c.paused.discard(channel)
+            c.resume_channel(channel)
             if book_chain and frames is not None and name is not None:
                 self.emu.exchange.resume_after(name, frames.change_id, stream)
         self.emu.log_event("connection %d: flood sent %d frames in %.3f s, %d test_requests answered", c.id, sent,

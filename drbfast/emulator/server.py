@@ -303,6 +303,33 @@ class Connection(WSListener):
         self.emu.log_event("connection %d: dropped (no close frame, the client sees 1006)", self.id)
         t.underlying_transport.abort()
 
+    @property
+    def is_open(self) -> bool:
+        t = self.transport
+        return t is not None and not t.is_disconnected
+
+    def pause_reading(self) -> None:
+        """Stop reading the client's frames (they pile up in the TCP buffers)."""
+        if self.transport is not None:
+            self.transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.underlying_transport.resume_reading()
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a WebSocket PING frame."""
+        if self.is_open:
+            assert self.transport is not None
+            self.transport.send_ping(payload)
+
+    def pause_channel(self, channel: str) -> None:
+        """Hold this connection's regular frames of ``channel`` (a flood uses it)."""
+        self.paused.add(channel)
+
+    def resume_channel(self, channel: str) -> None:
+        self.paused.discard(channel)
+
     # ------------------------------------------------------------ heartbeats
 
     def start_heartbeat(self, interval: float) -> None:
