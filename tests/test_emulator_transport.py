@@ -256,3 +256,37 @@ async def test_cli_tls_prints_the_ca_to_trust() -> None:
     ca = [ln.split("certificate: ", 1)[1] for ln in lines if "trust this CA certificate" in ln]
     assert ca and open(ca[0]).read().startswith("-----BEGIN CERTIFICATE-----")
     assert proc.returncode == 0, err
+
+
+async def test_permessage_deflate_is_negotiated_only_when_offered(emulator: Emulator) -> None:
+    async with websockets.connect(emulator.url) as ws:  # websockets offers it by default
+        assert ws.response.headers["Sec-WebSocket-Extensions"] == "permessage-deflate; client_max_window_bits=15"
+        for n in range(3):  # the contexts carry over between messages
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": n, "method": "public/get_instruments"}))
+            assert len(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["result"]) == 8
+        # 100 kB of one byte deflates to almost nothing, but the request is still too large.
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 9, "method": "public/test", "params": {"x": "0" * 100_000}}))
+        msg = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert "id" not in msg and msg["error"]["code"] == -32600
+        assert (await asyncio.wait_for(ws.send('{"jsonrpc":"2.0","id":1,"method":"public/test"}'), TIMEOUT)) is None
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["id"] == 1
+    async with websockets.connect(emulator.url, compression=None) as ws:
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        await ws.send('{"jsonrpc":"2.0","id":2,"method":"public/test"}')
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["id"] == 2
+
+
+def test_deflate_offers() -> None:
+    from drbfast.emulator.deflate import negotiate
+
+    assert negotiate("permessage-deflate; client_max_window_bits") is not None
+    assert negotiate("x-webkit-deflate-frame") is None
+    header, _ = negotiate("permessage-deflate; server_max_window_bits=8, permessage-deflate; server_no_context_takeover") or ("", None)
+    assert header == "permessage-deflate; server_no_context_takeover"
+    header, ctx = negotiate("permessage-deflate; server_max_window_bits=10") or ("", None)
+    assert header == "permessage-deflate; server_max_window_bits=10" and ctx is not None
+    import zlib
+
+    d = zlib.decompressobj(-10)
+    for text in (b"hello" * 50, b"hello" * 50):
+        assert d.decompress(ctx.compress(text) + b"\x00\x00\xff\xff") == text

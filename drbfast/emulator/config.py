@@ -78,6 +78,8 @@ class EmulatorConfig:
     testnet: bool = True
     #: API version reported by public/hello and public/test.
     version: str = "1.2.26"
+    #: Negotiate permessage-deflate when the client offers it (production does).
+    permessage_deflate: bool = True
     #: Serve Deribit's HTTP API (GET /api/v2/{method}?..., POST /api/v2) on the same port.
     http: bool = True
     #: TLS: serve wss:// and https:// with this certificate and key (PEM paths). With

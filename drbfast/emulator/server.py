@@ -19,12 +19,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+from picows import (WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeResponse,
+                    WSUpgradeResponseWithListener, ws_create_server)
 
 from ..ratelimit import CreditBucket
 from .accounts import RateLimits
 from .channels import Channel
 from .config import EmulatorConfig
+from .deflate import PerMessageDeflate, negotiate
 from .dispatch import INVALID_JSON, Outcome, dispatch, parse_request
 from .errors import RpcError
 from .exchange import Event, Exchange, Token
@@ -119,6 +121,10 @@ class Connection(WSListener):
         self.hook: ConnectionHook | None = None
         #: channels whose regular stream is paused (a flood is using them)
         self.paused: set[str] = set()
+        #: permessage-deflate contexts, when the client offered it
+        self.deflate: PerMessageDeflate | None = None
+        self._compressed = False
+        self._binary = False
         self._pending_tr: deque[tuple[int, int]] = deque()  # (seq, perf_counter_ns)
         self._tr_seq = 0
         self._hb_handle: asyncio.TimerHandle | None = None
@@ -188,12 +194,16 @@ class Connection(WSListener):
 
     def _on_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         mt = frame.msg_type
-        if self.emu.config.record:
+        deflate = self.deflate
+        record = self.emu.config.record
+        if record and (deflate is None or mt not in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)):
             self.frames.append(Frame(time.perf_counter_ns(), "in", _int(mt), frame.get_payload_as_bytes()))
-        if mt == WSMsgType.TEXT or (mt == WSMsgType.CONTINUATION and self._fragments is not None):
+        if mt in (WSMsgType.TEXT, WSMsgType.BINARY) or (mt == WSMsgType.CONTINUATION and self._fragments is not None):
             # Reassemble fragmented client messages (RFC 6455 5.4).
-            if mt == WSMsgType.TEXT:
+            if mt != WSMsgType.CONTINUATION:
                 self._fragments = []
+                self._binary = mt == WSMsgType.BINARY
+                self._compressed = deflate is not None and frame.rsv1  # RFC 7692: RSV1 on the first frame
             assert self._fragments is not None
             self._fragments.append(frame.get_payload_as_bytes())
             if not frame.fin:
@@ -201,11 +211,21 @@ class Connection(WSListener):
             payload, self._fragments = b"".join(self._fragments), None
             self.messages_received += 1
             self._last_received = time.monotonic()
+            if self._compressed and deflate is not None:
+                # Binary messages are inflated too: they share the client's context.
+                inflated = deflate.decompress(payload, self.emu.config.max_request_size)
+                if inflated is None:  # inflates past 32 kB (or is not deflate): -32600, no id
+                    self.send_json({"jsonrpc": "2.0", "error": RpcError(-32600, "request entity too large").as_error()},
+                                   None)
+                    return
+                payload = inflated
+            if record and deflate is not None:  # recorded as the client meant it: inflated
+                opcode = WSMsgType.BINARY if self._binary else WSMsgType.TEXT
+                self.frames.append(Frame(time.perf_counter_ns(), "in", _int(opcode), payload))
+            if self._binary:
+                self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "binary frames are not accepted").as_error()}, usin=None)
+                return
             self._on_text(payload)
-        elif mt == WSMsgType.BINARY:
-            self.messages_received += 1
-            self._last_received = time.monotonic()
-            self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "binary frames are not accepted").as_error()}, usin=None)
         elif mt == WSMsgType.CLOSE:
             if self.close_code is None:
                 self.close_code, self.close_reason = _int(frame.get_close_code()), frame.get_close_reason()
@@ -276,7 +296,10 @@ class Connection(WSListener):
             return
         if self.emu.config.record:
             self.frames.append(Frame(time.perf_counter_ns(), "out", _int(opcode), payload))
-        t.send(opcode, payload, fin)
+        if self.deflate is not None and fin and opcode in (WSMsgType.TEXT, WSMsgType.BINARY):
+            t.send(opcode, self.deflate.compress(payload), True, True)  # RSV1: compressed message
+        else:
+            t.send(opcode, payload, fin)
         self.messages_sent += 1
         self._last_sent = time.monotonic()
         if hook is not None:
@@ -569,13 +592,20 @@ class Emulator:
                 n += 1
         return n
 
-    def _factory(self, request: Any) -> Connection | None:
+    def _factory(self, request: Any) -> Connection | WSUpgradeResponseWithListener | None:
         raw = request.path
         path = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
         if path.split("?")[0] != self.config.path:
             return None  # picows answers 404
         self._next_id += 1
-        return Connection(self, self._next_id, path)
+        conn = Connection(self, self._next_id, path)
+        offer = request.headers.get("sec-websocket-extensions") if self.config.permessage_deflate else None
+        agreed = negotiate(offer) if offer else None
+        if agreed is None:
+            return conn
+        header, conn.deflate = agreed
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response({"Sec-WebSocket-Extensions": header}), conn)
 
     def _connected(self, conn: Connection) -> None:
         self.connections.append(conn)
