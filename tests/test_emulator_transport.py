@@ -290,3 +290,14 @@ def test_deflate_offers() -> None:
     d = zlib.decompressobj(-10)
     for text in (b"hello" * 50, b"hello" * 50):
         assert d.decompress(ctx.compress(text) + b"\x00\x00\xff\xff") == text
+
+
+def test_make_self_signed_is_kept_for_one_file_trust(tmp_path: Any) -> None:
+    from cryptography import x509
+
+    from drbfast.emulator.tls import make_self_signed
+
+    cert, key = make_self_signed(str(tmp_path))
+    c = x509.load_pem_x509_certificate(open(cert, "rb").read())
+    assert c.issuer == c.subject
+    ssl.create_default_context(cafile=cert).load_cert_chain(cert, key)
