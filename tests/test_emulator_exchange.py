@@ -272,3 +272,31 @@ def test_good_til_day_expires_at_8_utc() -> None:
     assert order.state == "open"
     ex.expire(order.expires_ms)
     assert order.state == "cancelled" and order.as_dict()["cancel_reason"] == "expired"
+
+
+def test_standalone_market_book_frames_replay_to_its_book() -> None:
+    """``Market(seed=...)`` on its own: snapshot then change frames that a client
+    applying them by the rules (new/change/delete, prev_change_id) keeps equal to it."""
+    from drbfast.emulator.market import Market, notification
+
+    market = Market(seed=3, depth=40)
+    for name in ("BTC-PERPETUAL", "BTC-26DEC26-100000-C"):
+        snap = market.snapshot(name, 1)
+        bids = {p: a for _, p, a in snap["bids"]}
+        asks = {p: a for _, p, a in snap["asks"]}
+        last = snap["change_id"]
+        for t in range(300):
+            frame = market.step_book(name, t)
+            assert frame["prev_change_id"] == last and frame["change_id"] > last
+            last = frame["change_id"]
+            for side, levels in ((bids, frame["bids"]), (asks, frame["asks"])):
+                for action, price, amount in levels:
+                    if action == "delete":
+                        del side[price]
+                    else:
+                        assert (action == "new") == (price not in side)
+                        side[price] = amount
+            assert not bids or not asks or max(bids) < min(asks)
+        inst = market.instruments[name]
+        assert sorted(bids.items()) == sorted(inst.bids.items()) and sorted(asks.items()) == sorted(inst.asks.items())
+        assert notification("c", {"x": 1}) == b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"c","data":{"x":1}}}'

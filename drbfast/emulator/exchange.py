@@ -74,7 +74,8 @@ class Exchange:
     """Keys, tokens, accounts, instruments, books and the market flow."""
 
     def __init__(self, keys: dict[str, str], token_ttl: float, signature_window: float, *, seed: int = 1,
-                 limits: RateLimits | None = None, now_ms: int = 0) -> None:
+                 limits: RateLimits | None = None, now_ms: int = 0, market: Market | None = None,
+                 depth: int = 20) -> None:
         self.keys = keys
         self.token_ttl = token_ttl
         self.signature_window = signature_window
@@ -98,7 +99,11 @@ class Exchange:
         #: each book's latest change_id, and the last one each stream published
         self.change_ids: dict[str, int] = {}
         self.stream_ids: dict[tuple[str, str], int] = {}
-        self.market = Market(self, seed=seed)
+        if market is None:
+            self.market = Market(self, seed=seed, depth=depth)
+        else:
+            self.market = market
+            market.bind(self)
         self.market.seed_books(now_ms)
         for name, book in self.books.items():
             cid = self._next_change_id(self.instruments[name])

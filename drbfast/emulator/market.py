@@ -8,6 +8,7 @@ Black-Scholes on the index (coin-denominated like Deribit: USD value / index).
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from typing import TYPE_CHECKING, Any
@@ -56,12 +57,25 @@ def black_scholes(call: bool, spot: float, strike: float, years: float, vol: flo
 class Market:
     """Index prices per currency and the synthetic flow of every instrument."""
 
-    def __init__(self, exchange: Exchange, seed: int = 1, depth: int = 20, taker_rate: float = 0.3) -> None:
-        self.exchange = exchange
-        self.rng = random.Random(seed)
+    def __init__(self, exchange: Exchange | None = None, seed: int = 1, depth: int = 20, taker_rate: float = 0.3) -> None:
+        self.seed = seed
         self.depth = depth
         #: probability per step and instrument that the flow sends a market order
         self.taker_rate = taker_rate
+        if exchange is None:
+            # Standalone (``Market(seed=3)``): a market over an exchange of its own with
+            # no accounts; ``snapshot``/``step_book`` give its book frames.
+            from .exchange import Exchange
+
+            Exchange({}, 0.0, 0.0, seed=seed, market=self)
+        else:
+            self.bind(exchange)
+
+    def bind(self, exchange: Exchange) -> None:
+        """Set up over ``exchange``'s instruments (the exchange calls this)."""
+        seed = self.seed
+        self.exchange = exchange
+        self.rng = random.Random(seed)
         self.index: dict[str, float] = {}
         self.settlement: dict[str, float] = {}
         self.vol: dict[str, float] = {}
@@ -265,4 +279,48 @@ class Market:
         return out
 
 
-__all__ += ["MARKET_ACCOUNT", "Order"]
+    # ------------------------------------------------------------ book frames
+
+    @property
+    def instruments(self) -> dict[str, _BookView]:
+        """Each book's published levels as ``.bids``/``.asks`` {price: amount} dicts."""
+        return {name: _BookView(self.exchange, name) for name in self.exchange.instruments}
+
+    def snapshot(self, name: str, now_ms: int) -> dict[str, Any]:
+        """A ``book.{name}.100ms`` snapshot frame's data (the published state)."""
+        bids, asks = self.exchange.books[name].snapshot_levels("agg")
+        return {"timestamp": now_ms, "type": "snapshot", "change_id": self.exchange.stream_ids[name, "agg"],
+                "instrument_name": name, "bids": bids, "asks": asks}
+
+    def step_book(self, name: str, now_ms: int) -> dict[str, Any]:
+        """Let the market move one tick; return ``book.{name}.100ms``'s change frame
+        data (continuous with the previous one; empty level lists if nothing moved)."""
+        self.step(now_ms)
+        ex = self.exchange
+        res = ex.publish_book(name, "agg")
+        if res is None:
+            prev = ex.stream_ids[name, "agg"]
+            cur = ex.stream_ids[name, "agg"] = ex._next_change_id(ex.instruments[name])
+            res = (prev, cur, [], [])
+        prev, cur, bids, asks = res
+        return {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
+                "instrument_name": name, "bids": bids, "asks": asks}
+
+
+class _BookView:
+    def __init__(self, exchange: Exchange, name: str) -> None:
+        pub = exchange.books[name].streams["agg"]
+        self.name = name
+        self.bids = pub.bids
+        self.asks = pub.asks
+
+
+def notification(channel: str, data: Any, label: str | None = None) -> bytes:
+    """A subscription notification in the live key order (jsonrpc, method, params)."""
+    params: dict[str, Any] = {"channel": channel, "data": data}
+    if label is not None:
+        params["label"] = label
+    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": params}, separators=(",", ":")).encode()
+
+
+__all__ += ["MARKET_ACCOUNT", "Order", "notification"]

@@ -30,7 +30,7 @@ from .deflate import PerMessageDeflate, negotiate
 from .dispatch import INVALID_JSON, Outcome, dispatch, parse_request
 from .errors import RpcError
 from .exchange import Event, Exchange, Token
-from .market import Market
+from .market import Market, notification
 
 __all__ = ["Connection", "ConnectionHook", "Emulator", "Frame", "TEST_REQUEST", "HEARTBEAT", "notification"]
 
@@ -51,14 +51,6 @@ def _int(value: Any) -> int:
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def notification(channel: str, data: Any, label: str | None = None) -> bytes:
-    """A subscription notification in the live key order (jsonrpc, method, params)."""
-    params: dict[str, Any] = {"channel": channel, "data": data}
-    if label is not None:
-        params["label"] = label
-    return _dumps({"jsonrpc": "2.0", "method": "subscription", "params": params})
 
 
 @dataclass(frozen=True)
