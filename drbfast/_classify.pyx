@@ -22,7 +22,8 @@ from libc.string cimport memcmp
 from libc.stdint cimport int64_t
 
 from drbfast._classify cimport (ClassifyResult, K_OTHER, K_HEARTBEAT, K_TEST_REQUEST,
-                                K_TEST_REPLY, K_UNKNOWN)
+                                K_TEST_REPLY, K_UNKNOWN, L_UNKNOWN, L_PRIORITY, L_ORDERED,
+                                L_CONFLATE, L_BOOK)
 
 ctypedef unsigned char uchar
 
@@ -50,6 +51,11 @@ DEF HB_LEN = 68
 # Every live response and notification starts with this (PROTOCOL.md 2, 4.1).
 cdef const char* JSONRPC_PREFIX = b'{"jsonrpc":"2.0",'
 DEF JSONRPC_PREFIX_LEN = 17
+
+# A notification in Deribit's production layout (PROTOCOL.md 4.1: jsonrpc, method,
+# params; channel before data): the channel name starts right after these 62 bytes.
+cdef const char* SUB_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
+DEF SUB_PREFIX_LEN = 62
 
 cdef const char* ENGINE_PREFIX = b'~drbfast~'   # drbfast.frames.ENGINE_ID_PREFIX
 DEF ENGINE_PREFIX_LEN = 9
@@ -442,6 +448,16 @@ cdef inline int raw_word(const uchar* p, const uchar* end, const char* word, int
     return end - p > n and p[n] == 34 and memcmp(p, word, n) == 0
 
 
+cdef inline const uchar* after_colon(const uchar* p, const uchar* end) noexcept nogil:
+    """p is just after an object key: skip ':' and the whitespace around it; return the
+    start of the value, or NULL if there is no ':' or nothing after it."""
+    p = skip_ws(p, end)
+    if p >= end or p[0] != 58:
+        return NULL
+    p = skip_ws(p + 1, end)
+    return p if p < end else NULL
+
+
 cdef const uchar* scan_params(const uchar* p, const uchar* end, int* ptype,
                               int* status) noexcept nogil:
     """p is just after the '{' of params. Validate the object; *ptype is set from its
@@ -466,11 +482,8 @@ cdef const uchar* scan_params(const uchar* p, const uchar* end, int* ptype,
             p = str_token(p, end, buf, &txt, &n)
             if p == NULL:
                 return NULL
-        p = skip_ws(p, end)
-        if p >= end or p[0] != 58:
-            return NULL
-        p = skip_ws(p + 1, end)
-        if p >= end:
+        p = after_colon(p, end)
+        if p == NULL:
             return NULL
         if not seen_type and n == 4 and memcmp(txt, b"type", 4) == 0:
             seen_type = True
@@ -632,6 +645,64 @@ cdef int scan_general(const uchar* p, const uchar* end, ClassifyResult* out) noe
     return K_OTHER
 
 
+# ---------------------------------------------------------------- lanes (OTHER only)
+#
+# The rule (drbfast.oracle.lane_reference). Deribit's two production layouts decide by
+# their first bytes, whatever follows (the listener only queues a message; the
+# consumer's parser is the one that rejects invalid JSON):
+#   {"jsonrpc":"2.0","method":"subscription","params":{"channel":"<plain ASCII>"
+#       -> the channel's lane (channel_lane), the channel a slice of the buffer;
+#   {"jsonrpc":"2.0","id":<digit or ->  -> PRIORITY (a reply).
+# Any other layout goes by a full parse (the oracle): a subscription with a string
+# channel -> its lane; another method -> ORDERED; an id -> PRIORITY; else ORDERED.
+# The fast matcher leaves those L_UNKNOWN and the listener asks the oracle.
+
+cdef inline bint has_prefix(const char* c, Py_ssize_t n, const char* word, Py_ssize_t k) noexcept nogil:
+    return n >= k and memcmp(c, word, k) == 0
+
+
+cdef int channel_lane(const char* c, Py_ssize_t n) noexcept nogil:
+    """The lane of a notification on channel c[0:n] (Deribit's channel names),
+    dispatched on the first byte: one or two memcmp per channel."""
+    if n < 5:
+        return L_ORDERED
+    cdef char first = c[0]
+    if first == b'u':
+        return L_PRIORITY if has_prefix(c, n, b"user.", 5) else L_ORDERED  # orders, trades, portfolio, changes...
+    if first == b'b':
+        return L_BOOK if has_prefix(c, n, b"book.", 5) else L_ORDERED
+    # Latest-value channels: each message carries the whole current value, so only the
+    # newest one matters. (incremental_ticker sends changed fields only: not one.
+    # platform_state carries one price_index per message: not one either.)
+    if first == b't':
+        return L_CONFLATE if has_prefix(c, n, b"ticker.", 7) else L_ORDERED
+    if first == b'q':
+        return L_CONFLATE if has_prefix(c, n, b"quote.", 6) else L_ORDERED
+    if first == b'm':
+        return L_CONFLATE if has_prefix(c, n, b"markprice.", 10) else L_ORDERED
+    if first == b'p':
+        return L_CONFLATE if has_prefix(c, n, b"perpetual.", 10) else L_ORDERED
+    if first == b'e':
+        return L_CONFLATE if has_prefix(c, n, b"estimated_expiration_price.", 27) else L_ORDERED
+    if first == b'd' and has_prefix(c, n, b"deribit_", 8):
+        if (has_prefix(c + 8, n - 8, b"price_index.", 12) or has_prefix(c + 8, n - 8, b"price_ranking.", 14)
+                or has_prefix(c + 8, n - 8, b"price_statistics.", 17)
+                or has_prefix(c + 8, n - 8, b"volatility_index.", 17)):
+            return L_CONFLATE
+    return L_ORDERED
+
+
+cdef inline void notification_lane(const uchar* base, const uchar* end, ClassifyResult* out) noexcept nogil:
+    """The data starts with SUB_PREFIX: the channel name is the plain run after it."""
+    cdef const uchar* c = base + SUB_PREFIX_LEN
+    cdef const uchar* q = plain_run(c, end)
+    if q >= end or q[0] != 34:
+        return      # an escape or non-ASCII in the name, or truncated: the oracle decides
+    out.chan_off = c - base
+    out.chan_len = q - c
+    out.lane = channel_lane(<const char*>c, q - c)
+
+
 cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) noexcept nogil:
     cdef const uchar* p = <const uchar*>data
     cdef const uchar* end = p + size
@@ -640,6 +711,9 @@ cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) no
     out.kind = K_OTHER
     out.is_error = 0
     out.seq = -1
+    out.lane = L_UNKNOWN
+    out.chan_off = 0
+    out.chan_len = 0
     # 1. Production heartbeat frames, byte for byte.
     if size == TR_LEN:
         if memcmp(data, TR_PROD, TR_LEN) == 0 or memcmp(data, TR_DOCS, TR_LEN) == 0:
@@ -655,6 +729,7 @@ cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) no
         if v[0] == 34 and v[1] == b'i' and v[2] == b'd' and v[3] == 34 and v[4] == 58:
             # "id": with a number (every user request) -> OTHER. A string may be ours.
             if v[5] == 45 or (v[5] >= 48 and v[5] <= 57):
+                out.lane = L_PRIORITY   # a reply to a (numeric-id) request
                 return K_OTHER
         elif size > JSONRPC_PREFIX_LEN + 20 and memcmp(v, b'"method":"', 10) == 0:
             # Compare the method value with heartbeat" until the first difference; a
@@ -664,6 +739,8 @@ cdef int classify_msg(const char* data, Py_ssize_t size, ClassifyResult* out) no
                 if v[i] == 92:
                     break
                 if v[i] != (<const uchar*>b'heartbeat"')[i]:
+                    if size > SUB_PREFIX_LEN and memcmp(data, SUB_PREFIX, SUB_PREFIX_LEN) == 0:
+                        notification_lane(p, end, out)
                     return K_OTHER
     # 3. Anything else: the strict scanner.
     out.kind = scan_general(p, end, out)
@@ -683,10 +760,32 @@ cdef extern from *:
     """
     const char* launder "drbfast_launder"(const char* p) noexcept nogil
 
-from drbfast.kinds import Kind
-from drbfast.oracle import classify_reference
+from drbfast.kinds import Kind, Lane
+from drbfast.oracle import classify_reference, lane_reference
 
 cdef tuple _KINDS = (Kind.OTHER, Kind.HEARTBEAT, Kind.TEST_REQUEST, Kind.TEST_REPLY, Kind.UNKNOWN)
+cdef tuple _LANES = (Lane.UNKNOWN, Lane.PRIORITY, Lane.ORDERED, Lane.CONFLATE, Lane.BOOK)
+
+
+def classify_lane(payload: bytes):
+    """``(kind, lane, channel)`` from the fast matcher: ``lane`` is ``Lane.UNKNOWN``
+    unless ``kind`` is OTHER and the fast matcher decided it; ``channel`` is the
+    channel slice (``str``) or None."""
+    cdef ClassifyResult r
+    classify_msg(<const char*>payload, len(payload), &r)
+    channel = None
+    if r.chan_len > 0 and r.lane != L_UNKNOWN:
+        channel = payload[r.chan_off:r.chan_off + r.chan_len].decode("ascii")
+    return _KINDS[r.kind], _LANES[r.lane], channel
+
+
+def lane_exact(payload: bytes):
+    """``(lane, channel)`` of a message the listener delivers: the fast matcher, then
+    the oracle when it could not decide (``channel`` is "" without one)."""
+    kind, lane, channel = classify_lane(payload)
+    if lane == Lane.UNKNOWN:
+        return lane_reference(payload)
+    return lane, channel if channel is not None else ""
 
 
 def classify(payload):

@@ -6,13 +6,18 @@ classified from picows' read buffer in place (no copy, no parse). A ``test_reque
 answered right there with the prebuilt ``public/test`` (PROTOCOL.md 1.3: the answer is a
 ``public/test`` request; the server closes with 4000 otherwise). Heartbeats and the
 replies to the engine's own ``public/test`` are counted and dropped. Every other message
-is copied to ``bytes`` once and handed to the ``on_message`` hook, in order: inline while
-the consumer keeps up, otherwise through a bounded backlog that is worked off in slices,
-so a ``test_request`` behind a flood is still answered as soon as its bytes are read.
+is copied to ``bytes`` once and handed to the ``on_message`` hook: inline while the
+consumer keeps up, otherwise through lanes worked off in slices between socket reads.
+The socket is never paused: what a slow consumer costs is decided per lane (the
+classifier's, see _classify.pxd): priority (replies, user.*) first and never dropped;
+latest-value channels conflated to one pending message each; a book that falls behind
+reset and announced (on_drop); the rest in order, dropped oldest-first at the byte
+bound (max_bytes). docs/ARCHITECTURE.md has the contract.
 """
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
@@ -20,13 +25,16 @@ from libc.string cimport memcpy
 from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from drbfast._classify cimport (ClassifyResult, K_HEARTBEAT, K_OTHER, K_TEST_REPLY,
-                                K_TEST_REQUEST, K_UNKNOWN, classify_msg)
+                                K_TEST_REQUEST, K_UNKNOWN, L_BOOK, L_CONFLATE, L_ORDERED,
+                                L_PRIORITY, L_UNKNOWN, classify_msg)
 
 import collections
 import logging
+import sys
 
+from drbfast.errors import ConfigurationError
 from drbfast.frames import SEQ_DIGITS, SEQ_OFFSET, TEST_TEMPLATE
-from drbfast.oracle import classify_reference, parse_first_wins
+from drbfast.oracle import classify_reference, lane_reference, parse_first_wins
 from drbfast.frames import ENGINE_ID_PREFIX
 
 
@@ -70,43 +78,117 @@ _log = logging.getLogger("drbfast.listener")
 
 
 cdef class HeartbeatStats:
-    """A snapshot of a listener's heartbeat counters. Timestamps are CLOCK_MONOTONIC
-    nanoseconds (:func:`monotonic_ns`), 0 when the event has not happened yet."""
+    """A snapshot of a listener's counters. Timestamps are CLOCK_MONOTONIC nanoseconds
+    (:func:`monotonic_ns`), 0 when the event has not happened yet."""
 
     cdef readonly uint64_t heartbeats, test_requests, replies_sent, probes_sent
     cdef readonly uint64_t test_replies, test_reply_errors, messages, binary_messages
     cdef readonly uint64_t fragmented, slow_path, hook_errors, frame_errors
-    cdef readonly uint64_t backlog, backlog_peak, backlog_pauses, dropped
+    cdef readonly uint64_t backlog, backlog_peak, dropped, dropped_bytes
+    cdef readonly uint64_t delivered, inline, conflated, book_resets, book_dropped
+    cdef readonly uint64_t priority_backlog, queued_bytes, queued_bytes_peak, bound_hits
+    cdef readonly uint64_t drop_events, lane_slow_path
+    cdef readonly int64_t delay_p50_ns, delay_p99_ns, delay_max_ns
     cdef readonly int64_t last_rx_ns, last_heartbeat_ns, last_test_request_ns
     cdef readonly int64_t last_reply_sent_ns, last_test_reply_ns, last_rtt_ns
+
+    @property
+    def backlog_pauses(self):
+        """Always 0: the listener never pauses reading (kept for old readers)."""
+        return 0
 
     def as_dict(self):
         """Every field by name."""
         return {name: getattr(self, name) for name in _STATS_FIELDS}
 
     def __repr__(self):
-        return ("HeartbeatStats(heartbeats=%d, test_requests=%d, replies_sent=%d, "
-                "test_replies=%d, messages=%d, backlog=%d, last_rtt_ns=%d)" % (
-                    self.heartbeats, self.test_requests, self.replies_sent,
-                    self.test_replies, self.messages, self.backlog, self.last_rtt_ns))
+        return ("HeartbeatStats(test_requests=%d, replies_sent=%d, messages=%d, "
+                "delivered=%d, backlog=%d, queued_bytes=%d, conflated=%d, dropped=%d, "
+                "book_resets=%d, delay_p99_ns=%d)" % (
+                    self.test_requests, self.replies_sent, self.messages, self.delivered,
+                    self.backlog, self.queued_bytes, self.conflated, self.dropped,
+                    self.book_resets, self.delay_p99_ns))
 
 
 _STATS_FIELDS = (
     "heartbeats", "test_requests", "replies_sent", "probes_sent", "test_replies",
     "test_reply_errors", "messages", "binary_messages", "fragmented", "slow_path",
-    "hook_errors", "frame_errors", "backlog", "backlog_peak", "backlog_pauses", "dropped",
+    "lane_slow_path", "hook_errors", "frame_errors", "delivered", "inline", "backlog",
+    "backlog_peak", "priority_backlog", "queued_bytes", "queued_bytes_peak", "bound_hits",
+    "conflated", "dropped", "dropped_bytes", "book_resets", "book_dropped", "drop_events",
+    "delay_p50_ns", "delay_p99_ns", "delay_max_ns",
     "last_rx_ns", "last_heartbeat_ns", "last_test_request_ns", "last_reply_sent_ns",
     "last_test_reply_ns", "last_rtt_ns",
 )
 
 
-@cython.final
-cdef class _Binary:
-    """A queued BINARY message (rare: Deribit sends text)."""
-    cdef readonly bytes payload
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
 
-    def __cinit__(self, bytes payload):
-        self.payload = payload
+
+# Delivery delay histogram: bucket 4*b + f holds delays in [2^b * (4+f)/4, 2^b * (5+f)/4)
+# ns (b = bit length - 1, f = the next two bits): ~19 % wide, 0 ns .. 2^63 ns.
+DEF HIST = 256
+
+
+cdef inline int hist_bucket(int64_t ns) noexcept nogil:
+    cdef int b
+    if ns < 4:
+        return <int>(ns if ns > 0 else 0)
+    b = 63 - __builtin_clzll(<unsigned long long>ns)
+    return 4 * b + <int>((ns >> (b - 2)) & 3)
+
+
+cdef inline int64_t hist_upper(int i) noexcept nogil:
+    """The upper edge of bucket i (what a percentile reports: never an underestimate)."""
+    cdef int b = i >> 2
+    if i < 8:
+        return i + 1
+    return (<int64_t>(4 + (i & 3) + 1)) << (b - 2)
+
+
+# Bytes counted per queued message on top of its payload: the bytes object header
+# (33), the queue entry (~80) and the deque slot (8), rounded up. The byte bound
+# (max_bytes) is on payload + ENTRY_OVERHEAD, so it tracks real memory.
+DEF ENTRY_OVERHEAD = 128
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(256)
+cdef class _Msg:
+    """One queued message. Holds no reference back to its channel, so no cycles."""
+    cdef object payload       # bytes, or None once dropped (left in the FIFO)
+    cdef str channel          # the channel ("" if none)
+    cdef int64_t rx_ns        # receive time (CLOCK_MONOTONIC ns)
+    cdef Py_ssize_t nbytes    # payload + ENTRY_OVERHEAD while live
+    cdef int lane
+    cdef bint binary
+
+
+@cython.final
+cdef class _Chan:
+    """Per-channel state while a backlog exists (cleared when the consumer catches up)."""
+    cdef str name
+    cdef _Msg pending         # CONFLATE: the undelivered message, or None
+    cdef object entries       # BOOK: deque of this channel's live queued messages
+    cdef Py_ssize_t book_bytes
+    cdef uint64_t dropped     # ORDERED/CONFLATE: dropped this episode
+    cdef bint announced       # on_drop already called this episode
+
+    def __cinit__(self, str name):
+        self.name = name
+        self.entries = collections.deque()
+
+DEF DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+# picows answers PING (and takes auto-ping PONGs) itself, so the frame that ends a read
+# may never reach the listener with last_in_buffer set. A pause this long between the
+# end of one frame and the next means a new socket read: the inline budget starts over.
+DEF NEW_READ_GAP_NS = 20000
+# A backlog episode (one on_drop per channel, one log line for the bound) ends when the
+# consumer has worked off the queue, or when messages go inline again with nothing
+# dropped or reset for this long (a reset can empty the queue in the middle of a flood).
+DEF EPISODE_QUIET_NS = 1000000000
 
 
 @cython.final
@@ -118,6 +200,7 @@ cdef class FastListener(WSListener):
         object _on_message
         object _on_connected
         object _on_disconnected
+        object _on_drop
         object _logger
         bint _debug
         object _loop
@@ -134,23 +217,35 @@ cdef class FastListener(WSListener):
         Py_ssize_t _frag_len
         Py_ssize_t _frag_cap
         readonly Py_ssize_t max_message_size
-        # OTHER delivery
-        object _backlog
-        object _backlog_append
-        readonly Py_ssize_t backlog_limit
+        # OTHER delivery: lanes (see the module docstring)
+        readonly int64_t rx_ns
+        readonly Py_ssize_t max_bytes
+        readonly Py_ssize_t book_bytes
         readonly Py_ssize_t slice_size
+        readonly bint lanes
         int64_t _slice_ns
         int64_t _batch_start
-        readonly str overflow
-        bint _drop_on_overflow
-        bint _drain_scheduled
-        bint _paused
+        int64_t _frame_end
         Py_ssize_t _inline_left
+        bint _drain_scheduled
+        object _prio              # deque of _Msg: replies and user.* notifications
+        object _pub               # deque of _Msg: public data in arrival order
+        dict _chans               # channel -> _Chan, while a backlog exists
+        Py_ssize_t _n_queued      # live messages in _prio and _pub
+        Py_ssize_t _queued_bytes  # their payloads + ENTRY_OVERHEAD (+ that of dead entries)
+        bint _bound_logged
+        int64_t _episode_start    # first queueing of the current episode (0: none)
+        int64_t _last_loss        # last drop or book reset
+        uint64_t _ep_dropped, _ep_dropped_bytes, _ep_conflated, _ep_resets
+        uint64_t _hist[HIST]
+        int64_t _delay_max
         # counters (see HeartbeatStats)
         uint64_t n_heartbeats, n_test_requests, n_replies_sent, n_probes_sent
         uint64_t n_test_replies, n_test_reply_errors, n_messages, n_binary
-        uint64_t n_fragmented, n_slow_path, n_hook_errors, n_frame_errors
-        uint64_t n_backlog_peak, n_backlog_pauses, n_dropped
+        uint64_t n_fragmented, n_slow_path, n_lane_slow_path, n_hook_errors, n_frame_errors
+        uint64_t n_delivered, n_inline, n_backlog_peak, n_queued_bytes_peak, n_bound_hits
+        uint64_t n_conflated, n_dropped, n_dropped_bytes, n_book_resets, n_book_dropped
+        uint64_t n_drop_events
         int64_t t_rx, t_heartbeat, t_test_request, t_reply_sent, t_test_reply, t_rtt
         readonly object close_code
         readonly object close_reason
@@ -161,18 +256,30 @@ cdef class FastListener(WSListener):
         self._frag = NULL
 
     def __init__(self, on_message=None, on_connected=None, on_disconnected=None, *,
-                 logger=None, Py_ssize_t backlog_limit=50_000, Py_ssize_t slice_size=256,
-                 double slice_time=0.0002, str overflow="pause",
-                 Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE):
-        if backlog_limit < 1 or slice_size < 1 or slice_time <= 0:
-            raise ValueError("backlog_limit and slice_size must be at least 1, slice_time positive")
+                 logger=None, on_drop=None, Py_ssize_t max_bytes=DEFAULT_MAX_BYTES,
+                 book_bytes=None, bint lanes=True, Py_ssize_t slice_size=256,
+                 double slice_time=0.0002, Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE,
+                 backlog_limit=None, overflow=None):
+        if backlog_limit is not None or overflow is not None:
+            raise ConfigurationError(
+                "FastListener: backlog_limit and overflow are gone: the listener never stops "
+                "reading the socket. Bound what it queues for a slow consumer in bytes with "
+                "max_bytes= (default 256 MiB); past it the oldest public market data is "
+                "dropped, counted and announced through on_drop (docs/ARCHITECTURE.md)")
+        if slice_size < 1 or slice_time <= 0:
+            raise ConfigurationError("slice_size must be at least 1 and slice_time positive")
+        if max_bytes < 1:
+            raise ConfigurationError("max_bytes must be positive (bytes queued for the consumer)")
+        self.book_bytes = max(max_bytes // 16, 1) if book_bytes is None else book_bytes
+        if self.book_bytes < 1:
+            raise ConfigurationError("book_bytes must be positive (bytes queued per book channel)")
+        self.max_bytes = max_bytes
+        self.lanes = lanes
         self._slice_ns = <int64_t>(slice_time * 1e9)
-        if overflow not in ("pause", "drop"):
-            raise ValueError("overflow must be 'pause' (stop reading until the backlog "
-                             "halves) or 'drop' (drop and count new messages)")
         self._on_message = on_message
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._on_drop = on_drop
         self._logger = logger if logger is not None else _log
         self._debug = self._logger.isEnabledFor(logging.DEBUG)
         self._template = TEST_TEMPLATE
@@ -184,13 +291,11 @@ cdef class FastListener(WSListener):
         if self._scratch == NULL:
             raise MemoryError()
         self.max_message_size = max_message_size
-        self._backlog = collections.deque()
-        self._backlog_append = self._backlog.append
-        self.backlog_limit = backlog_limit
+        self._prio = collections.deque()
+        self._pub = collections.deque()
+        self._chans = {}
         self.slice_size = slice_size
         self._inline_left = slice_size
-        self.overflow = overflow
-        self._drop_on_overflow = overflow == "drop"
 
     def __dealloc__(self):
         free(self._scratch)
@@ -216,8 +321,10 @@ cdef class FastListener(WSListener):
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int64_t t = now_ns()
         self.t_rx = t
-        if self._batch_start == 0:
+        if self._batch_start == 0 or t - self._frame_end > NEW_READ_GAP_NS:
+            # The first frame of a socket read: the inline budget starts over.
             self._batch_start = t
+            self._inline_left = self.slice_size
         try:
             self._on_frame(transport, frame, t)
         except Exception:
@@ -227,9 +334,9 @@ cdef class FastListener(WSListener):
             self._logger.exception("drbfast: error while handling a %s frame",
                                    WSMsgType(frame.msg_type).name)
         if frame.last_in_buffer:
-            # The next frame comes from a new socket read: the inline budget starts over.
-            self._inline_left = self.slice_size
+            # The next frame comes from a new socket read.
             self._batch_start = 0
+        self._frame_end = now_ns()
 
     cdef int _on_frame(self, WSTransport transport, WSFrame frame, int64_t t) except -1:
         cdef WSMsgType mt = frame.msg_type
@@ -298,7 +405,9 @@ cdef class FastListener(WSListener):
         cdef int kind
         if binary:
             self.n_binary += 1
-            self._deliver(ptr, size, True)
+            r.lane = L_ORDERED
+            r.chan_len = 0
+            self._deliver(ptr, size, True, &r, t)
             return 0
         kind = classify_msg(ptr, size, &r)
         if kind == K_UNKNOWN:
@@ -309,6 +418,8 @@ cdef class FastListener(WSListener):
             kind = <int>classify_reference(raw)
             r.is_error = 0
             r.seq = -1
+            r.lane = L_UNKNOWN
+            r.chan_len = 0
             if kind == K_TEST_REPLY:
                 # Keep what the fast matcher would have told: error or not, and the seq.
                 r.is_error, r.seq = _reply_detail(raw)
@@ -333,7 +444,7 @@ cdef class FastListener(WSListener):
                 self._logger.warning("drbfast: Deribit answered an engine request with an "
                                      "error: %r", self.last_error_reply[:512])
         else:
-            self._deliver(ptr, size, False)
+            self._deliver(ptr, size, False, &r, t)
         return 0
 
     cdef int _send_test(self) except -1:
@@ -357,48 +468,206 @@ cdef class FastListener(WSListener):
         self.transport.send_reuse_external_buffer(WSMsgType.TEXT, msg, self._tmpl_len)
         return 0
 
-    cdef int _deliver(self, const char* ptr, Py_ssize_t size, bint binary) except -1:
+    cdef int _deliver(self, const char* ptr, Py_ssize_t size, bint binary,
+                      ClassifyResult* r, int64_t t) except -1:
         cdef bytes payload
-        cdef Py_ssize_t depth
+        cdef int lane
+        cdef str channel
+        cdef bint inline_ok = (self._inline_left > 0 and
+                               (self._batch_start == 0 or t - self._batch_start < self._slice_ns))
         self.n_messages += 1
-        if (self._inline_left > 0 and not self._drain_scheduled
-                and (self._batch_start == 0 or self.t_rx - self._batch_start < self._slice_ns)):
+        if inline_ok and self._n_queued == 0:
             # Nothing queued and the consumer keeps up (at most slice_size messages or
-            # slice_time per socket read): call the hook right away. Past that, frames
-            # still to come in this read, test_requests among them, must not wait.
+            # slice_time per socket read): call the hook right away, no lane work. Past
+            # that, frames still to come in this read, test_requests among them, must
+            # not wait for the consumer.
             self._inline_left -= 1
-            self._call_hook(PyBytes_FromStringAndSize(ptr, size), binary)
+            self.n_inline += 1
+            if self._episode_start != 0 and t - self._last_loss > EPISODE_QUIET_NS:
+                self._end_episode()   # keeping up, and nothing lost for a while
+            self._call_hook(PyBytes_FromStringAndSize(ptr, size), binary, t)
             return 0
-        depth = len(self._backlog)
-        if depth >= self.backlog_limit and self._drop_on_overflow:
-            self.n_dropped += 1
-            if self.n_dropped == 1 or self.n_dropped % 10000 == 0:
-                self._logger.warning("drbfast: backlog full (%d messages): dropped %d so far",
-                                     depth, self.n_dropped)
-            return 0
-        # Text payloads go in as plain bytes, which the cyclic GC does not track: a
-        # backlog of 100k (payload, flag) tuples made every collection walk them all.
         payload = PyBytes_FromStringAndSize(ptr, size)
-        self._backlog_append(_Binary(payload) if binary else payload)
-        depth += 1
-        if depth > <Py_ssize_t>self.n_backlog_peak:
-            self.n_backlog_peak = depth
-        if not self._drain_scheduled:
+        lane = r.lane
+        if not self.lanes:
+            # One FIFO for everything (websockets semantics): never reordered, never
+            # conflated; only the byte bound drops, oldest first.
+            lane = L_ORDERED
+            channel = ""
+        elif lane == L_UNKNOWN:
+            # Not Deribit's production layout: the oracle decides (a full parse).
+            self.n_lane_slow_path += 1
+            lane_obj, channel = lane_reference(payload)
+            lane = <int>lane_obj
+        elif r.chan_len > 0:
+            # The channel is a plain-ASCII slice of the message (see _classify).
+            channel = PyUnicode_DecodeASCII(ptr + r.chan_off, r.chan_len, NULL)
+        else:
+            channel = ""
+        if lane == L_PRIORITY and inline_ok and len(self._prio) == 0:
+            # A reply or a private notification goes ahead of queued market data.
+            self._inline_left -= 1
+            self.n_inline += 1
+            self._call_hook(payload, binary, t)
+            return 0
+        self._enqueue(payload, binary, lane, channel, t)
+        if not self._drain_scheduled and self._n_queued > 0:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
-        if depth >= self.backlog_limit and not self._paused:
-            # Bounded memory, no loss: stop reading the socket until the consumer has
-            # worked off half the backlog. TCP pushes back on the server meanwhile.
-            self._paused = True
-            self.n_backlog_pauses += 1
-            self._logger.warning("drbfast: %d messages queued for the consumer; pausing "
-                                 "reads until it catches up", depth)
-            self.transport.underlying_transport.pause_reading()
         return 0
 
-    cdef inline void _call_hook(self, object payload, bint binary):
+    cdef _Chan _chan(self, str name):
+        cdef _Chan c = self._chans.get(name)
+        if c is None:
+            c = _Chan(name)
+            self._chans[name] = c
+        return c
+
+    cdef int _enqueue(self, bytes payload, bint binary, int lane, str channel,
+                      int64_t t) except -1:
+        cdef Py_ssize_t nbytes = PyBytes_GET_SIZE(payload) + ENTRY_OVERHEAD
+        cdef _Msg m
+        cdef _Chan c = None
+        if self._n_queued == 0 and self._episode_start == 0:
+            self._episode_start = t
+        if lane == L_CONFLATE:
+            c = self._chan(channel)
+            m = c.pending
+            if m is not None:
+                # One undelivered message per latest-value channel: the newest takes
+                # the older one's place in the queue.
+                self._queued_bytes += nbytes - m.nbytes
+                m.payload = payload
+                m.nbytes = nbytes
+                m.rx_ns = t
+                self.n_conflated += 1
+                self._ep_conflated += 1
+                if self._queued_bytes > self.max_bytes:
+                    self._make_room(0)
+                self._note_peak()
+                return 0
+        elif lane == L_BOOK:
+            c = self._chan(channel)
+            if c.book_bytes + nbytes > self.book_bytes:
+                # The book fell behind its share: a late backlog of changes is worth
+                # less than a fresh snapshot. Drop its queue and this change.
+                self._reset_book(c, 1)
+                return 0
+        if self._queued_bytes + nbytes > self.max_bytes:
+            self._make_room(nbytes)
+        m = _Msg.__new__(_Msg)
+        m.payload = payload
+        m.channel = channel
+        m.rx_ns = t
+        m.nbytes = nbytes
+        m.lane = lane
+        m.binary = binary
+        if lane == L_PRIORITY:
+            self._prio.append(m)
+        else:
+            self._pub.append(m)
+            if lane == L_CONFLATE:
+                c.pending = m
+            elif lane == L_BOOK:
+                c = self._chan(channel)  # _make_room may have reset and forgotten nothing; same object
+                c.entries.append(m)
+                c.book_bytes += nbytes
+        self._queued_bytes += nbytes
+        self._n_queued += 1
+        self._note_peak()
+        return 0
+
+    cdef inline void _note_peak(self):
+        if <uint64_t>self._n_queued > self.n_backlog_peak:
+            self.n_backlog_peak = self._n_queued
+        if <uint64_t>self._queued_bytes > self.n_queued_bytes_peak:
+            self.n_queued_bytes_peak = self._queued_bytes
+
+    cdef int _make_room(self, Py_ssize_t need) except -1:
+        """At the byte bound: drop the oldest public data until ``need`` more bytes fit.
+        Priority messages are never dropped (with nothing public left, the bound is
+        exceeded by what they hold)."""
+        cdef _Msg m
+        cdef _Chan c
+        cdef Py_ssize_t before = self._queued_bytes
+        cdef Py_ssize_t n_before = self._n_queued
+        self.n_bound_hits += 1
+        while self._queued_bytes + need > self.max_bytes and self._pub:
+            m = self._pub.popleft()
+            if m.payload is None:
+                self._queued_bytes -= m.nbytes      # a dead entry: its overhead only
+                continue
+            if m.lane == L_BOOK:
+                c = self._chans[m.channel]
+                self._reset_book(c, 0)              # m is its oldest entry: now dead
+                self._queued_bytes -= m.nbytes
+                continue
+            self._queued_bytes -= m.nbytes
+            self._n_queued -= 1
+            self.n_dropped += 1
+            self._ep_dropped += 1
+            self._last_loss = now_ns()
+            self.n_dropped_bytes += m.nbytes - ENTRY_OVERHEAD
+            self._ep_dropped_bytes += m.nbytes - ENTRY_OVERHEAD
+            c = self._chan(m.channel)
+            if m.lane == L_CONFLATE and c.pending is m:
+                c.pending = None
+            m.payload = None
+            c.dropped += 1
+            if not c.announced:
+                c.announced = True
+                self._announce("dropped", c.name, c.dropped)
+        if not self._bound_logged:
+            self._bound_logged = True
+            self._logger.warning(
+                "drbfast: the consumer is behind: %d bytes in %d messages queued reached "
+                "max_bytes=%d; dropping the oldest public market data (replies and user.* "
+                "notifications are kept; counted in stats.dropped)",
+                before, n_before, self.max_bytes)
+        return 0
+
+    cdef int _reset_book(self, _Chan c, Py_ssize_t extra) except -1:
+        """Drop every queued change of book channel ``c`` (plus ``extra`` not queued):
+        the consumer resubscribes for a snapshot instead of replaying a late backlog."""
+        cdef _Msg m
+        cdef Py_ssize_t count = len(c.entries) + extra
+        for m in c.entries:
+            self._queued_bytes -= m.nbytes - ENTRY_OVERHEAD
+            m.nbytes = ENTRY_OVERHEAD               # dead, left in the FIFO until popped
+            m.payload = None
+            self._n_queued -= 1
+        c.entries.clear()
+        c.book_bytes = 0
+        self.n_book_resets += 1
+        self._ep_resets += 1
+        self._last_loss = now_ns()
+        self.n_book_dropped += count
+        if not c.announced:
+            c.announced = True
+            self._announce("book_reset", c.name, count)
+        return 0
+
+    cdef int _announce(self, str kind, str channel, uint64_t count) except -1:
+        self.n_drop_events += 1
+        self._logger.warning("drbfast: consumer behind: %s on %r (%d messages)", kind, channel, count)
+        if self._on_drop is None:
+            return 0
+        try:
+            self._on_drop(kind, channel, count)
+        except Exception:
+            self.n_hook_errors += 1
+            self._logger.exception("drbfast: the on_drop hook raised; the connection stays up")
+        return 0
+
+    cdef inline void _call_hook(self, object payload, bint binary, int64_t rx):
+        cdef int64_t delay = now_ns() - rx
+        self.n_delivered += 1
+        self._hist[hist_bucket(delay)] += 1
+        if delay > self._delay_max:
+            self._delay_max = delay
         if self._on_message is None:
             return
+        self.rx_ns = rx
         try:
             self._on_message(payload, binary)
         except Exception:
@@ -406,28 +675,69 @@ cdef class FastListener(WSListener):
             self._logger.exception("drbfast: the on_message hook raised; the connection stays up")
 
     def _drain(self):
-        """Work off queued messages for at most ``slice_size`` messages or
-        ``slice_time``, then yield to the loop so the socket is read again."""
+        """Hand queued messages to the hook, priority first, for at most ``slice_size``
+        messages or ``slice_time``, then yield to the loop so the socket is read again."""
         cdef Py_ssize_t n = self.slice_size
         cdef int64_t deadline = now_ns() + self._slice_ns
-        backlog = self._backlog
-        while n > 0 and backlog:
-            item = backlog.popleft()
-            if type(item) is bytes:
-                self._call_hook(item, False)
+        cdef _Msg m
+        cdef _Chan c
+        prio = self._prio
+        pub = self._pub
+        self._drain_scheduled = False
+        # This runs between two socket reads: the next read gets a fresh inline budget.
+        self._inline_left = self.slice_size
+        self._batch_start = 0
+        while n > 0:
+            if prio:
+                m = prio.popleft()
+            elif pub:
+                m = pub.popleft()
+                if m.payload is None:
+                    self._queued_bytes -= m.nbytes
+                    continue
+                if m.lane == L_CONFLATE:
+                    c = self._chans.get(m.channel)
+                    if c is not None and c.pending is m:
+                        c.pending = None
+                elif m.lane == L_BOOK:
+                    c = self._chans[m.channel]
+                    c.entries.popleft()
+                    c.book_bytes -= m.nbytes
             else:
-                self._call_hook((<_Binary>item).payload, True)
+                break
+            self._queued_bytes -= m.nbytes
+            self._n_queued -= 1
+            payload = m.payload
+            m.payload = None
+            self._call_hook(payload, m.binary, m.rx_ns)
             n -= 1
             if now_ns() >= deadline:
                 break
-        if backlog:
+        if self._n_queued > 0:
+            self._drain_scheduled = True
             self._loop.call_soon(self._drain)
-        else:
-            self._drain_scheduled = False
-        if self._paused and len(backlog) <= self.backlog_limit // 2:
-            self._paused = False
-            if self.transport is not None and not self.transport.is_disconnected:
-                self.transport.underlying_transport.resume_reading()
+            return
+        while pub:                            # only dead entries are left
+            self._queued_bytes -= (<_Msg>pub.popleft()).nbytes
+        if n < self.slice_size:
+            # The consumer worked the queue off (a book reset that emptied it does not
+            # count: the flood that caused it may still be on).
+            self._end_episode()
+
+    cdef int _end_episode(self) except -1:
+        """The consumer caught up: forget per-channel state, log what the episode cost."""
+        cdef int64_t took
+        if self._ep_dropped or self._ep_resets:
+            took = now_ns() - self._episode_start
+            self._logger.warning(
+                "drbfast: consumer caught up after %.3f s behind: dropped %d messages "
+                "(%d bytes), reset %d books, conflated %d", took / 1e9, self._ep_dropped,
+                self._ep_dropped_bytes, self._ep_resets, self._ep_conflated)
+        self._chans.clear()
+        self._ep_dropped = self._ep_dropped_bytes = self._ep_conflated = self._ep_resets = 0
+        self._episode_start = 0
+        self._bound_logged = False
+        return 0
 
     # ------------------------------------------------------------ Python API
 
@@ -472,9 +782,33 @@ cdef class FastListener(WSListener):
         return self._seq
 
     @property
+    def backlog_limit(self):
+        """Deprecated: there is no message-count limit any more (see ``max_bytes``);
+        always ``sys.maxsize``, so old "did the listener pause?" checks say no."""
+        return sys.maxsize
+
+    cdef int64_t _percentile(self, uint64_t total, double q):
+        cdef uint64_t want = <uint64_t>(total * q)
+        cdef uint64_t seen = 0
+        cdef int i
+        if total == 0:
+            return 0
+        if want >= total:
+            want = total - 1
+        for i in range(HIST):
+            seen += self._hist[i]
+            if seen > want:
+                return min(hist_upper(i), self._delay_max)
+        return self._delay_max
+
+    @property
     def stats(self):
         """A :class:`HeartbeatStats` snapshot."""
         cdef HeartbeatStats s = HeartbeatStats.__new__(HeartbeatStats)
+        cdef uint64_t total = 0
+        cdef int i
+        for i in range(HIST):
+            total += self._hist[i]
         s.heartbeats = self.n_heartbeats
         s.test_requests = self.n_test_requests
         s.replies_sent = self.n_replies_sent
@@ -485,12 +819,26 @@ cdef class FastListener(WSListener):
         s.binary_messages = self.n_binary
         s.fragmented = self.n_fragmented
         s.slow_path = self.n_slow_path
+        s.lane_slow_path = self.n_lane_slow_path
         s.hook_errors = self.n_hook_errors
         s.frame_errors = self.n_frame_errors
-        s.backlog = len(self._backlog)
+        s.delivered = self.n_delivered
+        s.inline = self.n_inline
+        s.backlog = self._n_queued
         s.backlog_peak = self.n_backlog_peak
-        s.backlog_pauses = self.n_backlog_pauses
+        s.priority_backlog = len(self._prio)
+        s.queued_bytes = self._queued_bytes
+        s.queued_bytes_peak = self.n_queued_bytes_peak
+        s.bound_hits = self.n_bound_hits
+        s.conflated = self.n_conflated
         s.dropped = self.n_dropped
+        s.dropped_bytes = self.n_dropped_bytes
+        s.book_resets = self.n_book_resets
+        s.book_dropped = self.n_book_dropped
+        s.drop_events = self.n_drop_events
+        s.delay_p50_ns = self._percentile(total, 0.50)
+        s.delay_p99_ns = self._percentile(total, 0.99)
+        s.delay_max_ns = self._delay_max
         s.last_rx_ns = self.t_rx
         s.last_heartbeat_ns = self.t_heartbeat
         s.last_test_request_ns = self.t_test_request

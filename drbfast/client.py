@@ -90,6 +90,18 @@ class Event:
     t: float = field(default_factory=time.time)
 
 
+async def next_queued(holder: Any, closed: Callable[[], bool]) -> tuple[str, Any]:
+    """The next item of ``holder._queue``, waiting on ``holder._waiter`` (set by whoever
+    appends); StopAsyncIteration once ``closed()`` and the queue is empty."""
+    while not holder._queue:
+        if closed():
+            raise StopAsyncIteration
+        holder._waiter = asyncio.get_running_loop().create_future()
+        await holder._waiter
+    item: tuple[str, Any] = holder._queue.popleft()
+    return item
+
+
 class Subscription:
     """Channels delivered to one callback, or to an async iterator.
 
@@ -169,12 +181,7 @@ class Subscription:
     async def __anext__(self) -> tuple[str, Any]:
         if self.callback is not None:
             raise ConfigurationError("this subscription delivers to a callback; subscribe without callback= to iterate")
-        while not self._queue:
-            if self.closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        return self._queue.popleft()
+        return await next_queued(self, lambda: self.closed)
 
     async def get(self, timeout: float | None = None) -> tuple[str, Any]:
         """The next ``(channel, data)``; raises ``TimeoutError`` after ``timeout``."""

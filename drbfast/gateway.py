@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from .client import Callback, Client, Event, Overflow, Subscription
+from .client import Callback, Client, Event, Overflow, Subscription, next_queued
 from .errors import ConfigurationError, SubscriptionRefused
 from .orders import Order, OrderResult
 from .ratelimit import CreditPools
@@ -71,12 +71,7 @@ class SplitSubscription:
     async def __anext__(self) -> tuple[str, Any]:
         if self._queue is None:
             raise ConfigurationError("this subscription delivers to a callback; subscribe without callback= to iterate")
-        while not self._queue:
-            if all(p.closed for p in self.parts):
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        return self._queue.popleft()
+        return await next_queued(self, lambda: all(p.closed for p in self.parts))
 
     async def get(self, timeout: float | None = None) -> tuple[str, Any]:
         return await asyncio.wait_for(self.__anext__(), timeout)

@@ -1,8 +1,9 @@
 /* The bench's WebSocket server: one client, minimal work, so it costs every client the
  * same. It times each test_request round trip with CLOCK_MONOTONIC on its side.
  *
- *   server --port P [--cert C --key K] --mode idle|throughput|flood
+ *   server --port P [--cert C --key K] --mode idle|throughput|flood|slow
  *          [--count N] [--warmup W] [--every K] [--payload FILE] [--out FILE]
+ *          [--mix FILE --rate R --seconds S --tr-ms T]
  *
  * idle:       W + N sequential round trips: send a test_request, wait for the answer.
  * throughput: N notifications (the payload file, ~1 KB) as fast as the socket takes
@@ -11,6 +12,13 @@
  * flood:      the throughput stream with a test_request after every K notifications;
  *             each round trip is timed from the moment its bytes were handed to the
  *             kernel to the moment the answer was read.
+ * slow:       a paced feed for a consumer slower than it: --rate R messages/s for
+ *             --seconds S, cycling through the lines of --mix FILE (one message a line),
+ *             and a test_request every --tr-ms T milliseconds, each timed from the
+ *             moment it is queued for the socket (so time spent behind a client that
+ *             reads slowly counts) to the moment its answer is read. After the feed, up
+ *             to 2 s more for answers, then the connection is closed. The figures add
+ *             test_requests sent, unanswered, and answered after more than 1 s.
  * Prints one JSON line with the figures; --out writes the round trips (ns), one a line.
  */
 #include "wsbench.h"
@@ -40,6 +48,15 @@ static double pct(int64_t *v, size_t n, double q) {
     return (double)v[i] / 1000.0;
 }
 
+/* --out: the round trips (ns), one a line. */
+static void write_rtts(const char *out, const int64_t *rtts, size_t n) {
+    if (!out || !n) return;
+    FILE *f = fopen(out, "w");
+    if (!f) die("open --out");
+    for (size_t i = 0; i < n; i++) fprintf(f, "%lld\n", (long long)rtts[i]);
+    fclose(f);
+}
+
 static void report(const char *mode, int64_t *rtts, size_t n, double rate, long sent, const char *out) {
     qsort(rtts, n, sizeof *rtts, cmp_i64);
     double sum = 0;
@@ -49,12 +66,7 @@ static void report(const char *mode, int64_t *rtts, size_t n, double rate, long 
            mode, n, pct(rtts, n, .5), pct(rtts, n, .9), pct(rtts, n, .99), n ? rtts[n - 1] / 1000.0 : 0,
            n ? sum / (double)n / 1000.0 : 0, rate, sent);
     fflush(stdout);
-    if (out && n) {
-        FILE *f = fopen(out, "w");
-        if (!f) die("open --out");
-        for (size_t i = 0; i < n; i++) fprintf(f, "%lld\n", (long long)rtts[i]);
-        fclose(f);
-    }
+    write_rtts(out, rtts, n);
 }
 
 /* RFC 6455 4.2.2: Sec-WebSocket-Accept = base64(SHA-1(key + GUID)). */
@@ -90,6 +102,37 @@ static void set_nonblocking(int fd, int on) {
     fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
 
+/* Bytes queued for the socket (slow mode): appended at the end, written from off. */
+typedef struct { unsigned char *p; size_t len, cap, off; } outbuf_t;
+
+static void ob_add(outbuf_t *b, const void *d, size_t n) {
+    if (b->len + n > b->cap) {
+        if (b->off) {
+            memmove(b->p, b->p + b->off, b->len - b->off);
+            b->len -= b->off;
+            b->off = 0;
+        }
+        if (b->len + n > b->cap) {
+            b->cap = (b->len + n) * 2;
+            b->p = realloc(b->p, b->cap);
+            if (!b->p) die("realloc");
+        }
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static int ob_flush(conn_t *c, outbuf_t *b) {
+    while (b->off < b->len) {
+        ssize_t w = conn_write_some(c, b->p + b->off, b->len - b->off);
+        if (w < 0) return -1;
+        if (w == 0) break;
+        b->off += (size_t)w;
+    }
+    if (b->off == b->len) b->off = b->len = 0;
+    return 0;
+}
+
 /* Read and time every answer that has arrived; returns -1 if the client went away. */
 static int drain_answers(conn_t *c, int64_t *pending, size_t *p_head, size_t p_tail, int64_t *rtts, size_t *n_rtt, int *done) {
     if (conn_poll_read(c) < 0) return -1;
@@ -108,10 +151,86 @@ static int drain_answers(conn_t *c, int64_t *pending, size_t *p_head, size_t p_t
     return 0;
 }
 
+static void run_slow(conn_t *c, const char *mix_path, double rate, double seconds, long tr_ms, const char *out) {
+    /* The mix: one message a line, each framed once. */
+    FILE *f = fopen(mix_path, "rb");
+    if (!f) die("open --mix");
+    unsigned char *frames[256];
+    size_t flen[256];
+    int nmix = 0;
+    char line[1 << 16];
+    while (nmix < 256 && fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+        if (!n) continue;
+        frames[nmix] = malloc(n + 14);
+        flen[nmix] = frame_build(frames[nmix], 1, line, n, 0);
+        nmix++;
+    }
+    fclose(f);
+    if (!nmix) die("--mix is empty");
+    unsigned char tr[256];
+    size_t tr_len = frame_build(tr, 1, TEST_REQUEST, strlen(TEST_REQUEST), 0);
+    long max_tr = (long)(seconds * 1000.0 / (double)tr_ms) + 16;
+    int64_t *pending = calloc((size_t)max_tr, sizeof *pending);
+    int64_t *rtts = calloc((size_t)max_tr, sizeof *rtts);
+    size_t p_head = 0, p_tail = 0, n_rtt = 0;
+    outbuf_t ob = {0};
+    set_nonblocking(c->fd, 1);
+    int64_t t0 = now_ns(), end = t0 + (int64_t)(seconds * 1e9), tr_ns = (int64_t)tr_ms * 1000000;
+    int64_t next_tr = t0 + tr_ns;
+    long sent = 0;
+    int done = 0, gone = 0;
+    for (;;) {
+        int64_t now = now_ns();
+        if (now < end) {
+            long due = (long)((double)(now - t0) * rate / 1e9);
+            while (sent < due) {
+                ob_add(&ob, frames[sent % nmix], flen[sent % nmix]);
+                sent++;
+            }
+            if (now >= next_tr && (long)p_tail < max_tr) {
+                ob_add(&ob, tr, tr_len);
+                pending[p_tail++] = now;
+                next_tr += tr_ns;
+            }
+        } else if (now > end + 2000000000LL || p_head == p_tail) {
+            break;
+        }
+        if (ob_flush(c, &ob) < 0) { gone = 1; break; }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (ob.len) pfd.events |= POLLOUT;
+        poll(&pfd, 1, 1);
+        if (drain_answers(c, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) { gone = 1; break; }
+    }
+    int64_t t_end = now_ns();
+    size_t over_1s = 0;
+    for (size_t i = 0; i < n_rtt; i++) if (rtts[i] > 1000000000LL) over_1s++;
+    for (size_t i = p_head; i < p_tail; i++) if (t_end - pending[i] > 1000000000LL) over_1s++;
+    qsort(rtts, n_rtt, sizeof *rtts, cmp_i64);
+    printf("{\"mode\":\"slow\",\"n\":%zu,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,\"max_us\":%.3f,"
+           "\"rate\":%.1f,\"sent\":%ld,\"test_requests\":%zu,\"unanswered\":%zu,\"over_1s\":%zu,"
+           "\"unsent_bytes\":%zu,\"client_gone\":%d}\n",
+           n_rtt, pct(rtts, n_rtt, .5), pct(rtts, n_rtt, .9), pct(rtts, n_rtt, .99), n_rtt ? rtts[n_rtt - 1] / 1000.0 : 0,
+           (double)sent / seconds, sent, p_tail, p_tail - p_head, over_1s, ob.len - ob.off, gone);
+    fflush(stdout);
+    write_rtts(out, rtts, n_rtt);
+    if (!gone && ob.len == ob.off) {
+        unsigned char closef[16];
+        size_t cl = frame_build(closef, 8, "\x03\xe8", 2, 0);
+        set_nonblocking(c->fd, 0);
+        conn_write_all(c, closef, cl);
+    }
+    /* else: a frame may be half written; the client sees the connection drop */
+    close(c->fd);
+    exit(0);
+}
+
 int main(int argc, char **argv) {
     int port = 0;
-    const char *mode = "idle", *cert = NULL, *key = NULL, *payload_path = NULL, *out = NULL;
-    long count = 10000, warmup = 1000, every = 100, sndbuf = 0;
+    const char *mode = "idle", *cert = NULL, *key = NULL, *payload_path = NULL, *out = NULL, *mix = NULL;
+    long count = 10000, warmup = 1000, every = 100, sndbuf = 0, tr_ms = 100;
+    double rate = 10000, seconds = 30;
     for (int i = 1; i < argc - 1; i += 2) {
         if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
@@ -123,6 +242,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--payload")) payload_path = argv[i + 1];
         else if (!strcmp(argv[i], "--out")) out = argv[i + 1];
         else if (!strcmp(argv[i], "--sndbuf")) sndbuf = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--mix")) mix = argv[i + 1];
+        else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tr-ms")) tr_ms = atol(argv[i + 1]);
     }
     signal(SIGPIPE, SIG_IGN);
     alarm(300); /* every run is bounded in time */
@@ -162,6 +285,11 @@ int main(int argc, char **argv) {
         if (SSL_accept(c.ssl) != 1) die("SSL_accept");
     }
     handshake(&c);
+
+    if (!strcmp(mode, "slow")) {
+        if (!mix || rate <= 0 || seconds <= 0 || tr_ms <= 0) die("slow mode needs --mix, --rate, --seconds, --tr-ms");
+        run_slow(&c, mix, rate, seconds, tr_ms, out);
+    }
 
     /* Frames built once: the test_request, the end marker, the notification. */
     unsigned char tr[256], endm[256];

@@ -67,3 +67,38 @@ def payload(size: int = 1000) -> Path:
             i += 1
         path.write_text(json.dumps(msg, separators=(",", ":")))
     return path
+
+
+def mix() -> Path:
+    """The slow-consumer feed: 20 messages of ~200 B, one a line, cycled by the server:
+    12 trades, 2 tickers, 2 book changes, 1 index price (public), 2 private order
+    updates and 1 reply (what drbfast's lanes put first). Rebuilt when this changes."""
+    path = BUILD / "mix_200b.jsonl"
+    BUILD.mkdir(exist_ok=True)
+
+    def note(channel: str, data: object) -> str:
+        return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}},
+                          separators=(",", ":"))
+
+    trade = [{"trade_seq": 1, "trade_id": "BTC-1", "timestamp": 1764547200000, "tick_direction": 1, "price": 86750.5,
+              "mark_price": 86751.1, "instrument_name": "BTC-PERPETUAL", "index_price": 86740.2, "direction": "buy",
+              "amount": 10.0}]
+    ticker = {"timestamp": 1764547200000, "instrument_name": "BTC-PERPETUAL", "best_bid_price": 86750.0,
+              "best_ask_price": 86750.5, "best_bid_amount": 1230.0, "best_ask_amount": 400.0, "mark_price": 86751.1,
+              "index_price": 86740.2}
+    book = {"type": "change", "timestamp": 1764547200000, "prev_change_id": 1, "change_id": 2,
+            "instrument_name": "ETH-PERPETUAL", "bids": [["change", 3050.5, 12000.0]], "asks": [["delete", 3051.0, 0.0]]}
+    order = {"order_id": "ETH-123456789", "order_state": "open", "instrument_name": "ETH-PERPETUAL", "price": 3050.5,
+             "amount": 100.0, "filled_amount": 0.0, "direction": "buy", "label": "q1"}
+    lines = [note("trades.BTC-PERPETUAL.raw", trade)] * 12
+    lines += [note("ticker.BTC-PERPETUAL.raw", ticker)] * 2
+    lines += [note("book.ETH-PERPETUAL.raw", book)] * 2
+    lines += [note("deribit_price_index.btc_usd", {"index_name": "btc_usd", "price": 86740.2, "timestamp": 1764547200000})]
+    lines += [note("user.orders.ETH-PERPETUAL.raw", order)] * 2
+    lines += [json.dumps({"jsonrpc": "2.0", "id": 42, "result": order, "usIn": 1, "usOut": 2, "usDiff": 1, "testnet": True},
+                         separators=(",", ":"))]
+    order_ = [lines[i] for i in (0, 12, 1, 14, 2, 17, 3, 4, 16, 5, 13, 6, 19, 7, 15, 8, 18, 9, 10, 11)]
+    text = "\n".join(order_) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path

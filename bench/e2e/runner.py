@@ -2,7 +2,15 @@
 minimal C server on 127.0.0.1, over TCP and TLS, with the C client as the floor.
 
     python -m bench.e2e.runner [--quick] [--plot FILE.png] [--json FILE] [--markdown FILE]
+                               [--slow-only] [--slow-seconds S]
     drbfast bench [--quick] [--plot FILE.png]
+
+The slow-consumer part (always run; alone with --slow-only): a paced feed of ~200 B
+messages at 10,000/s for --slow-seconds (30; 3 with --quick) to a consumer that spends
+500 us on each, with a test_request every 100 ms; and the max-rate flood (~1 KB book
+changes, a test_request every 200) to a 50 us consumer. The server reports test_request
+round trips, the clients what they delivered (drbfast: conflated / dropped / book resets
+from its lanes) and their peak RSS.
 
 Placement: server and client pinned to the same core (taskset -c 0) for the headline
 figures; idle latency is also measured across cores (server on 0, client on 1). Every
@@ -23,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .build import BUILD, certificate, compile_c, payload
+from .build import BUILD, certificate, compile_c, mix, payload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +51,9 @@ def clients(loops: list[str], client_exe: Path) -> list[Client]:
     out = [Client("C floor", (str(client_exe),))]
     py = sys.executable
     mods = [
-        ("drbfast", "bench.e2e.clients.drbfast_client", ()),
+        # lanes off: every message delivered, as the peers do (with the lanes, a book
+        # flood that outruns the consumer is reset, and a rate would count skipped work)
+        ("drbfast", "bench.e2e.clients.drbfast_client", ("--lanes", "off")),
         ("picows+orjson", "bench.e2e.clients.picows_client", ("--codec", "orjson")),
         ("picows+json", "bench.e2e.clients.picows_client", ("--codec", "json")),
         ("websockets+orjson", "bench.e2e.clients.websockets_client", ("--codec", "orjson")),
@@ -77,11 +87,15 @@ class Result:
 
 
 def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: str, s: Settings, decode: str = "few",
-            rtt_file: Path | None = None, sndbuf: int = 0) -> Result:
-    """One server process and one client process; returns the server's figures."""
+            rtt_file: Path | None = None, sndbuf: int = 0, client_args: tuple[str, ...] = (),
+            server_args: tuple[str, ...] = (), shown: str | None = None) -> Result:
+    """One server process and one client process; returns the server's figures (and
+    the client's own JSON line under "client")."""
     cert, key = certificate()
-    srv_cmd = [str(server), "--port", "0", "--mode", "throughput" if mode.startswith("throughput") else mode]
-    if mode == "idle":
+    srv_cmd = [str(server), "--port", "0", "--mode", "throughput" if mode.startswith("throughput") else mode, *server_args]
+    if mode == "slow":
+        pass
+    elif mode == "idle":
         srv_cmd += ["--count", str(s.idle), "--warmup", str(s.warmup)]
     elif mode == "flood":
         srv_cmd += ["--count", str(s.flood), "--every", str(s.every), "--payload", str(payload())]
@@ -97,9 +111,10 @@ def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: st
     srv_cpu, cli_cpu = ("0", "0") if placement == "same-core" else ("0", "1")
     if taskset:
         srv_cmd = [taskset, "-c", srv_cpu, *srv_cmd]
-    shown = mode if mode != "throughput" else f"throughput-{decode}"
-    if sndbuf:
-        shown += f"-sndbuf{sndbuf // 1024}k"
+    if shown is None:
+        shown = mode if mode != "throughput" else f"throughput-{decode}"
+        if sndbuf:
+            shown += f"-sndbuf{sndbuf // 1024}k"
     result = Result(client.label, "tls" if tls else "tcp", placement, shown)
     srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cli = None
@@ -115,7 +130,7 @@ def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: st
             if tls:
                 cli_cmd += ["--tls", str(cert)]
         else:
-            cli_cmd += ["--decode", decode]
+            cli_cmd += ["--decode", decode, *client_args]
             if tls:
                 cli_cmd += ["--tls", str(cert)]
         if taskset:
@@ -139,8 +154,11 @@ def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: st
             return result
         result.figures = json.loads(line)
         try:
-            cli.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+            out, _ = cli.communicate(timeout=30)
+            lines = [x for x in out.splitlines() if x.startswith("{")]
+            if lines:
+                result.figures["client"] = json.loads(lines[-1])
+        except (subprocess.TimeoutExpired, ValueError):
             pass
         return result
     finally:
@@ -195,6 +213,79 @@ def measure(quick: bool, plot_dir: Path | None) -> list[Result]:
             status = r.error or ", ".join(f"{k}={v}" for k, v in r.figures.items() if k in ("p50_us", "p99_us", "rate"))
             print(f"  {r.client:28s} {r.transport} {r.placement:10s} {r.mode:16s} {status}", file=sys.stderr, flush=True)
     return results
+
+
+SLOW_RATE = 10_000        # messages/s in the paced feed (~200 B each)
+SLOW_COST_US = 500        # the consumer's busy time per message: 5x slower than the feed
+SLOW_TR_MS = 100          # a test_request every 100 ms
+FLOOD_SLOW_COST_US = 50   # the max-rate flood's consumer
+FLOOD_SLOW_EVERY = 200
+
+
+def slow_clients(client_exe: Path) -> list[Client]:
+    py = sys.executable
+    return [
+        Client("drbfast", (py, "-m", "bench.e2e.clients.drbfast_client", "--loop", "asyncio"), "asyncio"),
+        Client("drbfast lanes=False", (py, "-m", "bench.e2e.clients.drbfast_client", "--lanes", "off", "--loop", "asyncio"), "asyncio"),
+        Client("websockets+json", (py, "-m", "bench.e2e.clients.websockets_client", "--codec", "json", "--loop", "asyncio"), "asyncio"),
+        Client("aiohttp+json", (py, "-m", "bench.e2e.clients.aiohttp_client", "--loop", "asyncio"), "asyncio"),
+        Client("picows+json", (py, "-m", "bench.e2e.clients.picows_client", "--codec", "json", "--loop", "asyncio"), "asyncio"),
+    ]
+
+
+def measure_slow(quick: bool, seconds: float | None) -> list[Result]:
+    """The slow-consumer modes, every peer, server and client on one core."""
+    server, client_exe = compile_c()
+    secs = seconds if seconds is not None else (3.0 if quick else 30.0)
+    flood = 5_000 if quick else 100_000
+    s = Settings(idle=0, warmup=0, throughput=0, flood=flood, every=FLOOD_SLOW_EVERY, timeout=secs + 240)
+    results: list[Result] = []
+    for client in slow_clients(client_exe):
+        plan = [
+            ("slow", "parse", (str(SLOW_COST_US), secs), ("--mix", str(mix()), "--rate", str(SLOW_RATE),
+                                                              "--seconds", str(secs), "--tr-ms", str(SLOW_TR_MS)),
+             f"slow-{SLOW_COST_US}us"),
+            ("flood", "few", (str(FLOOD_SLOW_COST_US), 0), (), f"flood-{FLOOD_SLOW_COST_US}us"),
+        ]
+        for mode, decode, (cost, deadline), srv_args, shown in plan:
+            t0 = time.monotonic()
+            r = run_one(client, server=server, mode=mode, tls=False, placement="same-core", s=s, decode=decode,
+                        client_args=("--cost-us", cost, "--deadline-s", str(deadline)), server_args=srv_args, shown=shown)
+            r.figures["seconds"] = round(time.monotonic() - t0, 2)
+            results.append(r)
+            c = r.figures.get("client", {})
+            status = r.error or (f"p50={r.figures.get('p50_us', 0) / 1000:.1f}ms p99={r.figures.get('p99_us', 0) / 1000:.1f}ms "
+                                 f"max={r.figures.get('max_us', 0) / 1000:.1f}ms delivered={c.get('notifications')} rss={c.get('peak_rss_mb')}MB")
+            print(f"  {r.client:28s} {r.mode:16s} {status}", file=sys.stderr, flush=True)
+    return results
+
+
+def slow_table(results: list[Result]) -> str:
+    """The slow-consumer figures: test_request answers (server side) and what each
+    client delivered (drbfast's lanes: conflated, dropped, book resets)."""
+    head = ["client", "mode", "test_requests", "p50 ms", "p99 ms", "max ms", "unanswered or > 1 s", "sent",
+            "delivered", "conflated", "dropped", "book resets (changes dropped)", "peak RSS MB"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        if not r.mode.startswith(("slow-", "flood-")):
+            continue
+        f, c = r.figures, r.figures.get("client", {})
+        if r.error:
+            rows.append(f"| {r.client} | {r.mode} | error: {r.error[:80]} |" + " |" * (len(head) - 3))
+            continue
+        trs = f.get("test_requests", f.get("n", 0))
+        late = f.get("over_1s", 0)
+        rows.append("| " + " | ".join([
+            r.client, r.mode, str(trs),
+            f"{f.get('p50_us', 0) / 1000:.1f}", f"{f.get('p99_us', 0) / 1000:.1f}", f"{f.get('max_us', 0) / 1000:.1f}",
+            str(late) if "over_1s" in f else "-", f"{f.get('sent', 0):,}",
+            f"{c.get('notifications', 0):,}" if c else "-",
+            f"{c.get('conflated', 0):,}" if "conflated" in c else "-",
+            f"{c.get('dropped', 0):,}" if "dropped" in c else "-",
+            f"{c.get('book_resets', 0):,} ({c.get('book_dropped', 0):,})" if "book_resets" in c else "-",
+            f"{c.get('peak_rss_mb', 0):.0f}" if c else "-",
+        ]) + " |")
+    return "\n".join(rows)
 
 
 def _get(results: list[Result], client: str, transport: str, placement: str, mode: str) -> dict[str, Any]:
@@ -285,11 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", metavar="FILE.png", help="latency CDF per client")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the table as markdown")
+    p.add_argument("--slow-only", action="store_true", help="only the slow-consumer modes")
+    p.add_argument("--slow-seconds", type=float, help="paced feed duration (default 30; 3 with --quick)")
     args = p.parse_args(argv)
     plot_dir = BUILD if args.plot else None
     print(f"drbfast bench: {'quick' if args.quick else 'full'} run; server and client pinned with taskset where available", file=sys.stderr)
-    results = measure(args.quick, plot_dir)
-    text = table(results)
+    results = [] if args.slow_only else measure(args.quick, plot_dir)
+    text = "" if args.slow_only else table(results)
+    slow = measure_slow(args.quick, args.slow_seconds)
+    results += slow
+    text += ("\n\n" if text else "") + slow_table(slow)
     print(text)
     failed = [r for r in results if r.error]
     for r in failed:
@@ -298,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
-    if args.plot:
+    if args.plot and not args.slow_only:
         plot(results, Path(args.plot))
         print(f"drbfast bench: plot written to {args.plot}", file=sys.stderr)
     return 1 if failed else 0

@@ -9,63 +9,46 @@ Change the import and keep the code::
         async for message in ws:
             ...
 
-What differs from ``websockets``:
+The websockets 15-17 asyncio client API and the names code written for websockets
+<= 13 uses (``ws.open``, ``ws.closed``, ``WebSocketClientProtocol``,
+``InvalidStatusCode``, ``extra_headers=``...) are here, with the submodules
+(``drbfast.websockets.asyncio.client``, ``.exceptions``, ``.protocol``, ``.frames``,
+``.typing``, ``.uri``, ``.legacy``...). What differs, in short (docs/websockets.md has
+the full list):
 
 * Deribit's ``heartbeat`` and ``test_request`` messages, and the replies to the
   engine's own ``public/test``, are handled by the compiled listener
-  (:class:`drbfast.FastListener`) and never come out of ``recv()`` or ``async for``.
-  A ``test_request`` is answered as soon as its bytes are read, however far behind
-  the application's reading is.
-* ``heartbeat=N`` sends ``public/set_heartbeat`` right after the handshake and
-  waits for the reply; a refused request raises its :class:`drbfast.DeribitError`
-  from ``connect()``. The reply is not shown to ``recv()``.
-* ``max_queue`` defaults to 100,000 messages (websockets: 16), so a reader that
-  stalls for a while does not stop the socket from being read, and test_requests
-  from being answered. When the queue does fill, reading pauses until a quarter is
-  left, as in websockets (and heartbeats wait with everything else).
-* No permessage-deflate, no custom extensions, ``ping(data)`` without data.
-
-Everything else the user sends and receives passes through untouched. The
-exception classes have the ``websockets`` names and also subclass the classes of
-the same name in ``websockets.exceptions`` (when installed) and
-``picows.websockets.exceptions``.
+  (:class:`drbfast.FastListener`) and never come out of ``recv()``. A
+  ``test_request`` is answered as soon as its bytes are read, however far behind the
+  application's reading is. ``ws.last_heartbeat`` says when the last one arrived.
+* ``heartbeat=N`` sends ``public/set_heartbeat`` right after the handshake.
+* ``max_queue`` (messages, default 100,000) and ``max_queue_bytes`` (default
+  256 MiB) bound the unread queue; ``overflow="pause"`` (default) or ``"drop"``.
+* No compression or extensions (picows has none): ``compression="deflate"`` is
+  accepted and not offered.
 """
 
 from __future__ import annotations
 
-from . import exceptions
-from .client import SET_HEARTBEAT_ID, ClientConnection, State, backoff, connect, process_exception
-from .exceptions import (
-    Close,
-    ConcurrencyError,
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    InvalidHandshake,
-    InvalidMessage,
-    InvalidState,
-    InvalidStatus,
-    InvalidURI,
-    WebSocketException,
+from . import exceptions, frames, protocol, typing, uri
+from .asyncio.client import (
+    SET_HEARTBEAT_ID,
+    ClientConnection,
+    WebSocketClientProtocol,
+    backoff,
+    connect,
+    process_exception,
+    unix_connect,
 )
+from .exceptions import *  # noqa: F403 - every websockets exception name
+from .exceptions import __all__ as _exception_names
+from .frames import Close, CloseCode
+from .protocol import ClientProtocol, State
+from .typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
 
 __all__ = [
-    "SET_HEARTBEAT_ID",
-    "ClientConnection",
-    "Close",
-    "ConcurrencyError",
-    "ConnectionClosed",
-    "ConnectionClosedError",
-    "ConnectionClosedOK",
-    "InvalidHandshake",
-    "InvalidMessage",
-    "InvalidState",
-    "InvalidStatus",
-    "InvalidURI",
-    "State",
-    "WebSocketException",
-    "backoff",
-    "connect",
-    "exceptions",
-    "process_exception",
+    "SET_HEARTBEAT_ID", "ClientConnection", "ClientProtocol", "Close", "CloseCode", "Data",
+    "LoggerLike", "Origin", "State", "StatusLike", "Subprotocol", "WebSocketClientProtocol",
+    "backoff", "connect", "exceptions", "frames", "process_exception", "protocol", "typing",
+    "unix_connect", "uri", *_exception_names,
 ]

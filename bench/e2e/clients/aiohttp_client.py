@@ -7,16 +7,18 @@ import json
 
 import aiohttp
 
-from .common import PUBLIC_TEST, few_fields, run, ssl_context, url
+from .common import PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
 
 
 async def main(args: argparse.Namespace) -> int:
     count = 0
     ids = 0
+    cost = args.cost_us / 1e6
+    deadline = Deadline(args.deadline_s)
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url(args), ssl=ssl_context(args) or False, compress=0, max_msg_size=0, autoping=True) as ws:
             async for m in ws:
-                if m.type != aiohttp.WSMsgType.TEXT:
+                if m.type != aiohttp.WSMsgType.TEXT or deadline.expired():
                     break
                 msg = json.loads(m.data)
                 method = msg.get("method")
@@ -30,6 +32,7 @@ async def main(args: argparse.Namespace) -> int:
                     count += 1
                     if args.decode == "few":
                         few_fields(msg)
+                    busy(cost)
     return count
 
 

@@ -1,29 +1,44 @@
 """drbfast: FastListener answers test_requests in C; notifications go to the hook,
-parsed with simdjson (lazy field access for ``few``, full decode for ``full``)."""
+parsed with simdjson (lazy field access for ``few``, full decode for ``full``, a parse
+for ``parse``). ``--lanes off`` runs the listener as one FIFO (every message delivered,
+as the peers do); the default is the lanes (priority, conflation, book reset, byte
+bound), which is what ``drbfast.connect`` uses."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
 import picows
 import simdjson
 
 from drbfast import FastListener
 
-from .common import run, ssl_context, url
+from .common import Deadline, busy, run, ssl_context, url
 
 
-async def main(args: argparse.Namespace) -> int:
+async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     parser = simdjson.Parser()
     count = 0
-    done = asyncio.get_running_loop().create_future()
+    cost = args.cost_us / 1e6
+    deadline = Deadline(args.deadline_s)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
     holder: list[FastListener] = []
+
+    def finish(_: object = None) -> None:
+        if not done.done():
+            done.set_result(None)
 
     def on_message(payload: bytes, binary: bool) -> None:
         nonlocal count
         if payload.startswith(b'{"jsonrpc":"2.0","method":"bench_end"'):
             holder[0].send(b"done")
+            return
+        if deadline.expired():
+            holder[0].close()
+            finish()
             return
         count += 1
         if args.decode == "few":
@@ -32,18 +47,27 @@ async def main(args: argparse.Namespace) -> int:
             data = doc["params"]["data"]
             data["change_id"], data["timestamp"], data["bids"][0][1]
             del data, doc
-        else:
+        elif args.decode == "full":
             parser.parse(payload, True)
+        else:
+            doc = parser.parse(payload)
+            del doc  # the parser reuses its buffer once the document is released
+        busy(cost)
 
     def factory() -> FastListener:
-        # backlog_limit: the 100k-message flood is absorbed whole (~100 MB) instead of
-        # pausing reads at the default 50k (see bench/RESULTS.md).
-        holder.append(FastListener(on_message, None, lambda l: done.done() or done.set_result(None), backlog_limit=1_000_000))
+        holder.append(FastListener(on_message, None, finish, lanes=args.lanes == "on"))
         return holder[0]
 
     await picows.ws_connect(factory, url(args), ssl_context=ssl_context(args))
+    if args.deadline_s:
+        loop.call_later(args.deadline_s, finish)
     await done
-    return count
+    s = holder[0].stats
+    return count, {"delivered": s.delivered, "conflated": s.conflated, "dropped": s.dropped,
+                   "book_resets": s.book_resets, "book_dropped": s.book_dropped,
+                   "queued_bytes_peak": s.queued_bytes_peak, "delay_p50_us": s.delay_p50_ns / 1000,
+                   "delay_p99_us": s.delay_p99_ns / 1000, "delay_max_us": s.delay_max_ns / 1000,
+                   "messages": s.messages}
 
 
 if __name__ == "__main__":

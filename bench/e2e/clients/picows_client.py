@@ -9,7 +9,7 @@ import sys
 import picows
 from picows import WSMsgType
 
-from .common import PUBLIC_TEST, few_fields, run, ssl_context, url
+from .common import PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
 
 loads = __import__(sys.argv.pop(sys.argv.index("--codec") + 1) if "--codec" in sys.argv else "json").loads
 if "--codec" in sys.argv:
@@ -17,8 +17,10 @@ if "--codec" in sys.argv:
 
 
 class Listener(picows.WSListener):  # type: ignore[misc]
-    def __init__(self, few: bool) -> None:
+    def __init__(self, few: bool, cost: float, deadline: Deadline) -> None:
         self.few = few
+        self.cost = cost
+        self.deadline = deadline
         self.count = 0
         self.ids = 0
         self.done = asyncio.get_running_loop().create_future()
@@ -29,6 +31,9 @@ class Listener(picows.WSListener):  # type: ignore[misc]
             transport.disconnect()
             return
         if frame.msg_type != WSMsgType.TEXT:
+            return
+        if self.deadline.expired():
+            transport.disconnect()
             return
         msg = loads(frame.get_payload_as_bytes())
         method = msg.get("method")
@@ -42,6 +47,7 @@ class Listener(picows.WSListener):  # type: ignore[misc]
             self.count += 1
             if self.few:
                 few_fields(msg)
+            busy(self.cost)
 
     def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
         if not self.done.done():
@@ -49,7 +55,8 @@ class Listener(picows.WSListener):  # type: ignore[misc]
 
 
 async def main(args: argparse.Namespace) -> int:
-    transport, listener = await picows.ws_connect(lambda: Listener(args.decode == "few"), url(args), ssl_context=ssl_context(args))
+    transport, listener = await picows.ws_connect(lambda: Listener(args.decode == "few", args.cost_us / 1e6, Deadline(args.deadline_s)),
+                                                  url(args), ssl_context=ssl_context(args))
     await transport.wait_disconnected()
     return listener.count
 
