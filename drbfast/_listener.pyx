@@ -228,6 +228,8 @@ cdef class FastListener(WSListener):
         int64_t _frame_end
         Py_ssize_t _inline_left
         bint _drain_scheduled
+        # a protocol error failed the connection: nothing more is delivered
+        bint _failed
         object _prio              # deque of _Msg: replies and user.* notifications
         object _pub               # deque of _Msg: public data in arrival order
         dict _chans               # channel -> _Chan, while a backlog exists
@@ -313,8 +315,9 @@ cdef class FastListener(WSListener):
     cpdef on_ws_disconnected(self, WSTransport transport):
         handshake = transport.close_handshake
         if handshake is not None and handshake.recv is not None:
-            self.close_code = int(handshake.recv.code)
-            self.close_reason = handshake.recv.reason
+            # picows reads a close without a status as 0; RFC 6455 7.1.5 calls it 1005.
+            self.close_code = int(handshake.recv.code) or 1005
+            self.close_reason = handshake.recv.reason or ""
         if self._on_disconnected is not None:
             self._on_disconnected(self)
 
@@ -340,6 +343,14 @@ cdef class FastListener(WSListener):
 
     cdef int _on_frame(self, WSTransport transport, WSFrame frame, int64_t t) except -1:
         cdef WSMsgType mt = frame.msg_type
+        if self._failed:
+            # picows may still hand over frames it parsed after the one that failed
+            # the connection: RFC 6455 7.1.7, nothing more is processed.
+            return 0
+        if frame.rsv1 and mt != WSMsgType.CLOSE and mt != WSMsgType.PING and mt != WSMsgType.PONG:
+            # RFC 6455 5.2: RSV1 needs a negotiated extension, and drbfast offers none.
+            self._protocol_error(WSCloseCode.PROTOCOL_ERROR, "RSV1 set but no extension was negotiated")
+            return 0
         if mt == WSMsgType.TEXT or mt == WSMsgType.BINARY:
             if self._frag_type != 0:
                 # RFC 6455 5.4: a new data frame may not start inside a fragmented one.
@@ -363,10 +374,17 @@ cdef class FastListener(WSListener):
                 self._frag_type = 0
                 self._handle(self._frag, self._frag_len, mt == WSMsgType.BINARY, t)
         elif mt == WSMsgType.CLOSE:
-            # RFC 6455 5.5.1: echo the close code, then drop the connection.
-            self.close_code = int(frame.get_close_code())
-            self.close_reason = frame.get_close_reason()
-            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            if frame.payload_size == 0:
+                # RFC 6455 7.1.5/7.4.1: a close without a status reads as 1005, a code
+                # that must never be sent: answer 1000.
+                self.close_code = 1005
+                self.close_reason = ""
+                transport.send_close(WSCloseCode.OK, b"")
+            else:
+                # RFC 6455 5.5.1: echo the close code, then drop the connection.
+                self.close_code = int(frame.get_close_code())
+                self.close_reason = frame.get_close_reason()
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
         # PING is answered by picows (enable_auto_pong); PONG needs nothing.
         return 0
@@ -392,6 +410,7 @@ cdef class FastListener(WSListener):
         return True
 
     cdef int _protocol_error(self, WSCloseCode code, str reason) except -1:
+        self._failed = True
         self._logger.error("drbfast: %s; closing the connection", reason)
         if self.transport is not None:
             self.transport.send_close(code, reason.encode())

@@ -91,15 +91,18 @@ class Event:
 
 
 async def next_queued(holder: Any, closed: Callable[[], bool]) -> tuple[str, Any]:
-    """The next item of ``holder._queue``, waiting on ``holder._waiter`` (set by whoever
-    appends); StopAsyncIteration once ``closed()`` and the queue is empty."""
+    """The next ``(channel, data)`` of ``holder._queue`` (which holds ``(channel, data,
+    rx_ns)``; ``holder.last_rx_ns`` gets the receive time), waiting on
+    ``holder._waiter`` (set by whoever appends); StopAsyncIteration once ``closed()``
+    and the queue is empty."""
     while not holder._queue:
         if closed():
             raise StopAsyncIteration
         holder._waiter = asyncio.get_running_loop().create_future()
         await holder._waiter
-    item: tuple[str, Any] = holder._queue.popleft()
-    return item
+    channel, data, rx_ns = holder._queue.popleft()
+    holder.last_rx_ns = rx_ns
+    return channel, data
 
 
 class Subscription:
@@ -123,16 +126,20 @@ class Subscription:
         self.delivered = 0
         self.dropped = 0
         self.closed = False
-        self._queue: deque[tuple[str, Any]] = deque()
+        #: CLOCK_MONOTONIC ns receive time of the last message handed out (see
+        #: :attr:`Client.rx_ns`); compare with :func:`drbfast.monotonic_ns` to skip stale data
+        self.last_rx_ns = 0
+        self._queue: deque[tuple[str, Any, int]] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         mode = "callback" if self.callback is not None else "iterator"
         return f"Subscription({self.channels!r}, {mode}, delivered={self.delivered}, dropped={self.dropped})"
 
-    def _deliver(self, channel: str, data: Any) -> None:
+    def _deliver(self, channel: str, data: Any, rx_ns: int) -> None:
         if self.callback is not None:
             self.delivered += 1
+            self.last_rx_ns = rx_ns
             try:
                 self.callback(channel, data)
             except Exception:
@@ -147,11 +154,11 @@ class Subscription:
                     self._purge(channel)
                     self.client._book_dropped(channel)
                 return
-            dropped_channel, _ = self._queue.popleft()
+            dropped_channel = self._queue.popleft()[0]
             if dropped_channel.startswith("book."):
                 self._purge(dropped_channel)
                 self.client._book_dropped(dropped_channel)
-        self._queue.append((channel, data))
+        self._queue.append((channel, data, rx_ns))
         self.delivered += 1
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -228,6 +235,7 @@ class Client:
         self._fatal: BaseException | None = None
         self._engine_charged = 0
         self._paused_since_ns = 0
+        self._rx_ns = 0
         self._next_probe = 0.0
         self._stats = ClientStats()
         self.events: deque[Event] = deque(maxlen=256)
@@ -252,6 +260,13 @@ class Client:
     def connected(self) -> bool:
         """True once the session set-up finished on the current socket."""
         return self._ready.is_set()
+
+    @property
+    def rx_ns(self) -> int:
+        """CLOCK_MONOTONIC ns at which the message being delivered was read from the
+        socket (inside a callback: this notification's; compare with
+        :func:`drbfast.monotonic_ns` to see how stale it is). Iterators: ``sub.last_rx_ns``."""
+        return self._rx_ns
 
     @property
     def authenticated(self) -> bool:
@@ -372,7 +387,23 @@ class Client:
         opts = dict(o.listener_options or {})
 
         def factory() -> FastListener:
-            return FastListener(self._on_message, None, self._on_disconnected, logger=log, **opts)
+            # Per-listener closures: a detached socket may still hand over what it had
+            # queued; the client knows it by identity and ignores it.
+            listener: FastListener | None = None
+
+            def on_message(payload: bytes, binary: bool) -> None:
+                if listener is not None and listener is self._listener:
+                    self._rx_ns = listener.rx_ns
+                    self._on_message(payload, binary)
+                else:
+                    self._stats.stale_messages += 1
+
+            def on_drop(kind: str, channel: str, count: int) -> None:
+                if listener is self._listener:
+                    self._on_listener_drop(kind, channel, count)
+
+            listener = FastListener(on_message, None, self._on_disconnected, logger=log, on_drop=on_drop, **opts)
+            return listener
 
         transport, listener = await open_listener(factory, self.url, ssl=self._ssl, timeout=o.connect_timeout,
                                                   listener_type=FastListener, max_frame_size=o.max_frame_size)
@@ -684,8 +715,21 @@ class Client:
                 return
         if not self.options.lazy:
             data = _materialize(data)
+        rx_ns = self._rx_ns
         for sub in holders:
-            sub._deliver(channel, data)
+            sub._deliver(channel, data, rx_ns)
+
+    def _on_listener_drop(self, kind: str, channel: str, count: int) -> None:
+        """The listener dropped queued messages for a slow consumer (called from the
+        receive callback: only bookkeeping and a wake-up here)."""
+        if kind == "book_reset":
+            # Its queued changes are gone: refuse what follows until a fresh snapshot.
+            if channel in self._registry:
+                self._books.invalidate(channel)
+                self._emit("book_dropped", channel=channel, count=count, where="listener")
+                self._request_resync(channel)
+        else:
+            self._emit("dropped", channel=channel, count=count)
 
     def _request_resync(self, channel: str) -> None:
         if self._resync.request(channel, time.monotonic()):

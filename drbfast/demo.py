@@ -118,7 +118,9 @@ async def _demo(seconds: float, heartbeat: float, out: _Out) -> int:
         print("  " + (out.bold(line) if i == 0 else line))
     print()
     print(f"  test_requests answered {stats.replies_sent}/{stats.test_requests}; consumer backlog peaked at {backlog_peak:,} messages "
-          f"(bounded: reads pause at {50_000:,}); reconnects {stats.reconnects}; connection {'alive' if alive else 'LOST'}")
+          f"({stats.queued_bytes_peak / 1e6:.1f} MB; the socket is never paused, the bound is bytes); book resets "
+          f"{stats.book_resets} (each restarted from a fresh snapshot); reconnects {stats.reconnects}; "
+          f"connection {'alive' if alive else 'LOST'}")
     if fr:
         print(f"  under the flood the median answer took {statistics.median(fr) / 1000:.0f} us while the consumer was "
               f"{backlog_peak:,} messages behind: heartbeats never wait for user code.")

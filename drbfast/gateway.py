@@ -42,10 +42,11 @@ class SplitSubscription:
     """A subscription whose channels live on both connections: ``channels``,
     ``refused``, ``unsubscribe()``, and ``async for channel, data in sub`` over both."""
 
-    def __init__(self, parts: list[Subscription], queue: deque[tuple[str, Any]] | None) -> None:
+    def __init__(self, parts: list[Subscription], queue: deque[tuple[str, Any, int]] | None) -> None:
         self.parts = parts
         self._queue = queue
         self._waiter: asyncio.Future[None] | None = None
+        self.last_rx_ns = 0
 
     @property
     def channels(self) -> list[str]:
@@ -59,9 +60,9 @@ class SplitSubscription:
     def delivered(self) -> int:
         return sum(p.delivered for p in self.parts)
 
-    def _push(self, channel: str, data: Any) -> None:
+    def _push(self, channel: str, data: Any, rx_ns: int) -> None:
         assert self._queue is not None
-        self._queue.append((channel, data))
+        self._queue.append((channel, data, rx_ns))
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -130,11 +131,11 @@ class SplitClient:
             raise ConfigurationError("subscribe needs at least one channel")
         private = [c for c in channels if is_private_channel(c)]
         public = [c for c in channels if not is_private_channel(c)]
-        queue: deque[tuple[str, Any]] | None = deque() if callback is None else None
+        queue: deque[tuple[str, Any, int]] | None = deque() if callback is None else None
         split = SplitSubscription([], queue)
-        deliver = callback if callback is not None else split._push
         for client, group in ((self.trading, private), (self.market, public)):
             if group:
+                deliver = callback if callback is not None else _pusher(split, client)
                 sub = await client.subscribe(*group, callback=deliver, maxsize=maxsize, overflow=overflow, strict=False)
                 split.parts.append(sub)
         if split.refused and strict:
@@ -158,6 +159,10 @@ class SplitClient:
 
     async def close(self) -> None:
         await asyncio.gather(self.trading.close(), self.market.close())
+
+
+def _pusher(split: SplitSubscription, client: Client) -> Callback:
+    return lambda channel, data: split._push(channel, data, client.rx_ns)
 
 
 def _options(base: dict[str, Any], **override: Any) -> SessionOptions:

@@ -38,7 +38,21 @@ class ClientStats:
     backlog: int = 0
     #: the largest consumer backlog the listener has held (messages)
     backlog_peak: int = 0
+    #: public messages the listener dropped oldest-first at its byte bound (max_bytes)
     backlog_dropped: int = 0
+    dropped_bytes: int = 0
+    #: latest-value messages (tickers, ...) replaced by a newer one before delivery
+    conflated: int = 0
+    #: book channels whose queued changes the listener dropped (each resubscribed)
+    book_resets: int = 0
+    #: the most bytes the listener held queued for the consumer
+    queued_bytes_peak: int = 0
+    #: receive -> hand-over delay of the current connection's messages, ns
+    delivery_delay_p50_ns: int = 0
+    delivery_delay_p99_ns: int = 0
+    delivery_delay_max_ns: int = 0
+    #: messages a replaced connection still handed over (ignored)
+    stale_messages: int = 0
     #: round trip of the engine's last own public/test, ns (0: none yet)
     last_rtt_ns: int = 0
     #: Deribit's usOut - usIn of the last response: server processing time, us
@@ -47,7 +61,8 @@ class ClientStats:
     #: (clock offset plus one-way latency)
     clock_offset_us: int | None = None
 
-    _ADDITIVE = ("heartbeats", "test_requests", "replies_sent", "test_replies", "test_reply_errors")
+    _ADDITIVE = ("heartbeats", "test_requests", "replies_sent", "test_replies", "test_reply_errors",
+                 "dropped_bytes", "conflated", "book_resets")
 
     def copy(self) -> ClientStats:
         return copy.copy(self)
@@ -57,16 +72,20 @@ class ClientStats:
         for name in self._ADDITIVE:
             setattr(self, name, getattr(self, name) + getattr(hb, name))
         self.backlog = hb.backlog
-        self.backlog_peak = max(self.backlog_peak, hb.backlog_peak)
-        self.backlog_dropped += hb.dropped
-        if hb.last_rtt_ns:
-            self.last_rtt_ns = hb.last_rtt_ns
+        self.delivery_delay_p50_ns = hb.delay_p50_ns
+        self.delivery_delay_p99_ns = hb.delay_p99_ns
+        self.delivery_delay_max_ns = hb.delay_max_ns
+        self._peaks(hb)
 
     def absorb_final(self, hb: Any) -> None:
         """Keep a closed listener's counters for good."""
         for name in self._ADDITIVE:
             setattr(self, name, getattr(self, name) + getattr(hb, name))
+        self._peaks(hb)
+
+    def _peaks(self, hb: Any) -> None:
         self.backlog_peak = max(self.backlog_peak, hb.backlog_peak)
+        self.queued_bytes_peak = max(self.queued_bytes_peak, hb.queued_bytes_peak)
         self.backlog_dropped += hb.dropped
         if hb.last_rtt_ns:
             self.last_rtt_ns = hb.last_rtt_ns

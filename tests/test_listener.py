@@ -654,16 +654,30 @@ def test_not_connected_listener_refuses_to_send() -> None:
     listener.close()  # no-op
 
 
+async def test_close_without_status_reads_1005_and_is_answered_1000(raw_server: RawServer) -> None:
+    """RFC 6455 7.1.5 / 7.4.1: no status code is reported as 1005, which is never sent."""
+    client = await connect(raw_server)
+    raw_server.send_frame(CLOSE, b"")
+    await asyncio.wait_for(client.transport.wait_disconnected(), TIMEOUT)
+    assert client.listener.close_code == 1005 and client.listener.close_reason == ""
+    await until(lambda: raw_server.disconnected, "the server saw the client go")
+    closes = [p for op, p, _, _ in raw_server.frames if op == CLOSE]
+    assert closes and closes[0][:2] == struct.pack("!H", 1000), "never code 0 on the wire"
+
+
+RSV1 = 0x40
+
+
 @pytest.mark.parametrize("frames", [
     [(CONT, TR, True)],                                  # nothing to continue
     [(TEXT, TR[:10], False), (TEXT, TR, True)],          # a data frame inside a fragmented message
-], ids=["orphan_continuation", "data_inside_fragmented"])
+    [(TEXT | RSV1, TR, True), (TEXT, TR, True)],         # RSV1 with no extension; nothing after it counts
+], ids=["orphan_continuation", "data_inside_fragmented", "rsv1_without_extension"])
 async def test_protocol_errors_close_with_1002(raw_server: RawServer, frames: list[tuple[int, bytes, bool]],
                                                caplog: pytest.LogCaptureFixture) -> None:
     client = await connect(raw_server)
     with caplog.at_level(logging.ERROR, logger="drbfast"):
-        for op, payload, fin in frames:
-            raw_server.send_frame(op, payload, fin)
+        raw_server.send_raw(b"".join(server_frame(op, payload, fin) for op, payload, fin in frames))
         await asyncio.wait_for(client.transport.wait_disconnected(), TIMEOUT)
     await until(lambda: raw_server.disconnected, "the server saw the client go")
     closes = [p for op, p, _, _ in raw_server.frames if op == CLOSE]

@@ -1056,8 +1056,10 @@ class connect:  # noqa: N801 - the name websockets uses
         max_size, logger = self.max_size, self.logger
 
         def factory() -> FastListener:
+            # lanes=False: websockets hands every message over in order; the drop-in
+            # bounds its own queue (max_queue / max_queue_bytes).
             return FastListener(conn._on_message, conn._on_connected, conn._on_disconnected,
-                                logger=logger, max_message_size=max_size)
+                                logger=logger, max_message_size=max_size, lanes=False)
 
         options = dict(self.kwargs)
         sock_options = {k: options.pop(k) for k in _SOCKET_KWARGS if k in options}
