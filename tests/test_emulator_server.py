@@ -283,7 +283,9 @@ async def test_orders_cancel_and_cancel_all(emulator: Emulator) -> None:
     o1 = (await c.result("private/buy", instrument_name="BTC-PERPETUAL", amount=10, type="limit", price=50000))["order"]
     await c.result("private/sell", instrument_name="BTC-PERPETUAL", amount=10, type="limit", price=99000)
     assert (await c.result("private/cancel", order_id=o1["order_id"]))["order_state"] == "cancelled"
-    assert (await c.call("private/cancel", order_id=o1["order_id"]))["error"]["code"] == 10004
+    # An order that is no longer open: 11044 not_open_order; an unknown id: 10004.
+    assert (await c.call("private/cancel", order_id=o1["order_id"]))["error"]["code"] == 11044
+    assert (await c.call("private/cancel", order_id="nope"))["error"]["code"] == 10004
     assert (await c.result("private/cancel_all")) == 1
     assert (await c.call("private/buy", instrument_name="NOPE", amount=1, type="limit", price=1))["error"]["code"] == 10020
     assert (await c.call("private/buy", instrument_name="BTC-PERPETUAL", amount=1, type="limit"))["error"]["code"] == -32602

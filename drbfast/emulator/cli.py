@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -28,7 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--credit-cost", type=int, default=500, help="credits per request (production: 500)")
     p.add_argument("--credit-cap", type=int, default=50_000, help="credit pool (production: 50,000)")
     p.add_argument("--credit-refill", type=float, default=10_000.0, help="credits refilled per second (production: 10,000)")
-    p.add_argument("--idle-timeout", type=float, default=None, help="drop a connection silent this long (default: never)")
+    p.add_argument("--idle-timeout", type=float, default=60.0,
+                   help="drop a connection with no subscription and no heartbeat that sent nothing this long "
+                        "(production: ~60 s; 0 disables)")
+    p.add_argument("--max-connections-per-ip", type=int, default=32,
+                   help="simultaneous connections per IP before HTTP 429 (production: 32; 0 disables)")
+    p.add_argument("--quiet", action="store_true", help="do not log what faults and limits do (closes, test_request times)")
     p.add_argument("--drop-after", type=int, default=None, metavar="N", help="fault: drop every connection after sending it N messages")
     p.add_argument("--drop-at", type=float, default=None, metavar="S", help="fault: drop every connection S seconds after it opens")
     p.add_argument("--delay", type=float, default=0.0, metavar="S", help="fault: answer every request S seconds late")
@@ -55,7 +61,8 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         credit_cost=args.credit_cost,
         credit_cap=args.credit_cap,
         credit_refill=args.credit_refill,
-        idle_timeout=args.idle_timeout,
+        idle_timeout=args.idle_timeout or None,
+        max_connections_per_ip=args.max_connections_per_ip or None,
         record=False,
     )
 
@@ -63,6 +70,15 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
 async def _serve(args: argparse.Namespace) -> int:
     from .server import Emulator
 
+    if not args.quiet:
+        # Each fault's effect on stderr: closes with code and reason, test_request
+        # answer times, missed deadlines, drops, 429s.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
+        events = logging.getLogger("drbfast.emulator.events")
+        events.addHandler(handler)
+        events.setLevel(logging.INFO)
+        events.propagate = False
     emu = Emulator(_config(args))
     await emu.start()
     loop = asyncio.get_running_loop()
@@ -72,9 +88,11 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.drop_after is not None or args.drop_at is not None or args.delay or args.close_at is not None or args.test_request_rate:
         loop.create_task(_apply_faults(emu, args, stop))
     print(f"drbfast emulator serving {emu.url}", flush=True)
+    if emu.config.http:
+        print(f"  HTTP API: {emu.http_url}", flush=True)
     print(f"  API key: client_id={emu.config.client_id} (secret: see --client-secret or docs)", flush=True)
     if emu.config.tls:
-        print("  TLS: self-signed certificate; clients must trust it", flush=True)
+        print(f"  TLS: trust this CA certificate: {emu.ca_path}", flush=True)
     try:
         if args.duration is not None:
             try:
@@ -99,7 +117,8 @@ async def _apply_faults(emu: object, args: argparse.Namespace, stop: asyncio.Eve
             if conn.id in seen:
                 continue
             seen.add(conn.id)
-            conn.response_delay = args.delay
+            if args.delay:
+                emu.faults.delay_responses(args.delay, conn)
             if args.drop_after is not None:
                 emu.faults.drop(conn, after_messages=args.drop_after)
             if args.drop_at is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RpcError"]
+__all__ = ["RpcError", "invalid"]
 
 
 class RpcError(Exception):
@@ -23,3 +23,8 @@ class RpcError(Exception):
             err["data"] = self.data
         err["message"] = self.message
         return err
+
+
+def invalid(param: str, reason: str) -> RpcError:
+    """-32602 "Invalid params" with production's ``data: {reason, param}`` (PROTOCOL.md 3.3)."""
+    return RpcError(-32602, "Invalid params", {"reason": reason, "param": param})

@@ -1,6 +1,10 @@
 """Fault injection: make the emulator misbehave on purpose, the way production can.
 
 Every control takes the target connection; ``None`` means the newest live one.
+Faults plug into the server through its hook points only: a request hook
+(``Emulator.request_hooks``) for :meth:`Faults.fail_method`, a per-connection
+:class:`ConnectionFaults` hook for silence, delays and drops after N messages, and the
+connection's public methods (``drop``, ``close``, ``send``, ``pause_channel``).
 """
 
 from __future__ import annotations
@@ -9,14 +13,17 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from picows import WSMsgType
 
+from .errors import RpcError
+
 if TYPE_CHECKING:
+    from .dispatch import Outcome
     from .server import Connection, Emulator
 
-__all__ = ["Faults", "FloodResult", "MethodFault"]
+__all__ = ["ConnectionFaults", "Faults", "FloodResult", "MethodFault"]
 
 #: What a :meth:`Faults.fail_method` fault does to the request it catches.
 METHOD_FAULT_ACTIONS = ("drop", "close", "error", "silence")
@@ -96,6 +103,27 @@ class _FloodFrames:
         return bytes(t)
 
 
+class ConnectionFaults:
+    """The per-connection fault hook (``conn.hook``): silence, late answers, and a drop
+    after the emulator has sent N more messages."""
+
+    def __init__(self) -> None:
+        self.silenced = False
+        self.response_delay = 0.0
+        self.drop_after_messages: int | None = None
+
+    def before_send(self, conn: Connection) -> bool:
+        return not self.silenced
+
+    def after_send(self, conn: Connection) -> None:
+        if self.drop_after_messages is not None:
+            self.drop_after_messages -= 1
+            if self.drop_after_messages <= 0:
+                self.drop_after_messages = None
+                conn.emu.log_event("connection %d: fault: dropping after the last of N messages", conn.id)
+                conn.drop()
+
+
 class Faults:
     """The fault-injection controls of one :class:`Emulator` (``emu.faults``)."""
 
@@ -106,6 +134,33 @@ class Faults:
         self.handshakes_to_reject = 0
         #: connection attempts cut so far
         self.handshakes_rejected = 0
+        emu.request_hooks.append(self._on_request)
+
+    def _hook(self, conn: Connection) -> ConnectionFaults:
+        hook = conn.hook
+        if not isinstance(hook, ConnectionFaults):
+            hook = ConnectionFaults()
+            conn.hook = hook
+        return hook
+
+    def _on_request(self, session: object, method: str) -> Callable[[dict[str, Any]], Outcome] | None:
+        """Request middleware: an armed :meth:`fail_method` fault answers instead."""
+        from .dispatch import Outcome, error_outcome
+
+        conn_id = getattr(session, "id", 0)
+        fault = self.take_method_fault(method, conn_id)
+        if fault is None:
+            return None
+        self.emu.log_event("connection %d: fault %s on %s", conn_id, fault.action, method)
+        if fault.action == "drop":
+            return lambda msg: Outcome(None, drop=True)
+        if fault.action == "close":
+            return lambda msg: Outcome(None, close=(fault.code, fault.reason))
+        if fault.action == "error":
+            # 10028 is followed by the close production does (PROTOCOL.md 9).
+            close = (self.emu.config.rate_limit_close_code, "too_many_requests") if fault.code == 10028 else None
+            return lambda msg: error_outcome(msg, RpcError(fault.code, fault.reason), close=close)
+        return lambda msg: Outcome(None)  # "silence": swallowed, never answered
 
     # ------------------------------------------------------------ set-up faults
 
@@ -172,7 +227,7 @@ class Faults:
         ``after_messages`` more messages, or ``at`` seconds from now."""
         c = self._conn(conn)
         if after_messages is not None:
-            c.drop_after_messages = after_messages
+            self._hook(c).drop_after_messages = after_messages
         elif at is not None:
             asyncio.get_running_loop().call_later(at, c.drop)
         else:
@@ -185,25 +240,24 @@ class Faults:
     def stop_reading(self, conn: Connection | None = None) -> None:
         """Stop reading the client's frames (its requests pile up in TCP buffers)."""
         c = self._conn(conn)
-        assert c.transport is not None
-        c.transport.underlying_transport.pause_reading()
+        c.pause_reading()
 
     def resume_reading(self, conn: Connection | None = None) -> None:
         c = self._conn(conn)
-        assert c.transport is not None
-        c.transport.underlying_transport.resume_reading()
+        c.resume_reading()
 
     def silence(self, conn: Connection | None = None, on: bool = True) -> None:
         """Send nothing more on this connection, heartbeats included, and never close
         it: a link that died without telling anyone (a client watchdog must notice)."""
         c = self._conn(conn)
-        c.silenced = on
+        self._hook(c).silenced = on
         if on:
+            self.emu.log_event("connection %d: fault: silenced (nothing sent, no close)", c.id)
             c.stop_heartbeat()
 
     def delay_responses(self, seconds: float, conn: Connection | None = None) -> None:
         """Answer every later request ``seconds`` late (0 restores)."""
-        self._conn(conn).response_delay = seconds
+        self._hook(self._conn(conn)).response_delay = seconds
 
     def send_malformed(self, conn: Connection | None = None, payload: bytes = b'{"jsonrpc":"2.0","method":"subscription","params":{') -> None:
         """Send a TEXT frame that is not valid JSON."""
@@ -231,8 +285,7 @@ class Faults:
     def send_ping(self, conn: Connection | None = None, payload: bytes = b"emu") -> None:
         """Send a WebSocket PING (production does not document any)."""
         c = self._conn(conn)
-        assert c.transport is not None
-        c.transport.send_ping(payload)
+        c.send_ping(payload)
 
     def send_test_requests(self, conn: Connection | None = None, *, count: int = 1, rate_hz: float | None = None, pattern: list[float] | None = None, deadline: float | None = None) -> asyncio.Task[None]:
         """Send ``count`` test_requests whatever the heartbeat interval: at ``rate_hz``,
@@ -245,7 +298,7 @@ class Faults:
             for delay in delays:
                 if delay > 0:
                     await asyncio.sleep(delay)
-                if c.transport is None or c.transport.is_disconnected:
+                if not c.is_open:
                     return
                 c.send_test_request(deadline=deadline)
 
@@ -259,9 +312,13 @@ class Faults:
         answers and return what was measured. ``frame`` sends that exact payload instead."""
         c = self._conn(conn)
         frames = _FloodFrames(channel) if frame is None else None
-        instrument = self.emu.market.instruments.get(channel.split(".")[1]) if channel.count(".") >= 2 else None
-        if frames is not None and instrument is not None:
-            frames.change_id = instrument.change_id  # continue the book's change_id chain
+        parts = channel.split(".")
+        name = parts[1] if len(parts) == 3 and parts[0] == "book" else None
+        stream = "raw" if parts[-1] == "raw" else "agg"
+        book_chain = name is not None and name in self.emu.exchange.change_ids and frames is not None
+        if book_chain and frames is not None and name is not None:
+            # Continue the channel's change_id chain from its last frame.
+            frames.change_id = self.emu.exchange.stream_ids[name, stream]
         before = len(c.test_request_rtts_ns)
         trs = 0
         deadline = time.monotonic() + timeout
@@ -269,10 +326,11 @@ class Faults:
         sent = 0
         record = self.emu.config.record
         self.emu.config.record = False  # a flood is not worth recording frame by frame
-        c.flooding.add(channel)
+        c.pause_channel(channel)
+        self.emu.log_event("connection %d: flood of %d frames on %s", c.id, count, channel)
         try:
             while sent < count and time.monotonic() < deadline:
-                if c.transport is None or c.transport.is_disconnected:
+                if not c.is_open:
                     break
                 burst = min(256, count - sent)
                 for _ in range(burst):
@@ -281,16 +339,21 @@ class Faults:
                     if test_request_every and sent % test_request_every == 0:
                         c.send_test_request()
                         trs += 1
-                await c.writable()
+                # Flow control, bounded by the timeout: a socket that is gone or never
+                # drains again ends the flood.
+                if not await c.writable(max(0.0, deadline - time.monotonic())):
+                    break
                 await asyncio.sleep(0)
             seconds = time.perf_counter() - t0
             while len(c.test_request_rtts_ns) - before < trs and time.monotonic() < deadline:
-                if c.transport is None or c.transport.is_disconnected:
+                if not c.is_open:
                     break
                 await asyncio.sleep(0.005)
         finally:
             self.emu.config.record = record
-            c.flooding.discard(channel)
-            if frames is not None and instrument is not None:
-                self.emu.market.resume_after(instrument.name, frames.change_id)
+            c.resume_channel(channel)
+            if book_chain and frames is not None and name is not None:
+                self.emu.exchange.resume_after(name, frames.change_id, stream)
+        self.emu.log_event("connection %d: flood sent %d frames in %.3f s, %d test_requests answered", c.id, sent,
+                           seconds, len(c.test_request_rtts_ns) - before)
         return FloodResult(sent, seconds, trs, c.test_request_rtts_ns[before:])

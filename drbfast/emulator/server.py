@@ -1,9 +1,11 @@
-"""The emulator's WebSocket server: one picows listener per client connection.
+"""The emulator's server: one picows listener per WebSocket connection, the HTTP API on
+the same port, and the hub that publishes the exchange's state on channels.
 
-It speaks Deribit's JSON-RPC v2 as PROTOCOL.md describes it, enforces heartbeats
-(a ``test_request`` not answered within the interval closes the socket with 4000
-"heartbeat close") and cancel-on-disconnect, streams a synthetic market, records every
-frame and exposes fault injection (:mod:`drbfast.emulator.faults`).
+Layers: :mod:`.exchange` (state, matching, accounts) knows nothing of sockets;
+:mod:`.dispatch` runs a request against it with an explicit :class:`~.context.Context`;
+this module moves bytes, keeps time (heartbeats, idle cuts) and publishes; fault
+injection (:mod:`.faults`) plugs in through ``Emulator.request_hooks`` and a
+per-connection :class:`ConnectionHook`, never by editing a connection's fields.
 """
 
 from __future__ import annotations
@@ -15,28 +17,40 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
+
+from picows import (WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeResponse,
+                    WSUpgradeResponseWithListener, ws_create_server)
+
+from ..ratelimit import CreditBucket
+from .accounts import RateLimits
+from .channels import Channel
+from .config import EmulatorConfig
+from .deflate import PerMessageDeflate, negotiate
+from .dispatch import INVALID_JSON, Outcome, dispatch, parse_request
+from .errors import RpcError
+from .exchange import Event, Exchange, Token
+from .market import Market, notification
+
+__all__ = ["Connection", "ConnectionHook", "Emulator", "Frame", "TEST_REQUEST", "HEARTBEAT", "notification"]
+
+log = logging.getLogger("drbfast.emulator")
+#: What faults and limits did (closes, test_request answers, missed deadlines): the CLI
+#: prints this logger at INFO.
+events_log = logging.getLogger("drbfast.emulator.events")
+
+#: The production frames, byte for byte (PROTOCOL.md 1.1: keys in reverse order).
+TEST_REQUEST = b'{"params":{"type":"test_request"},"method":"heartbeat","jsonrpc":"2.0"}'
+HEARTBEAT = b'{"params":{"type":"heartbeat"},"method":"heartbeat","jsonrpc":"2.0"}'
+
 
 def _int(value: Any) -> int:
     """picows' enums (WSCloseCode, WSMsgType) as plain ints."""
     return int(value)
 
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
-
-from .config import EmulatorConfig
-from .exchange import Exchange, Order, Token
-from .market import Market, notification, parse_channel
-from .errors import RpcError
-from .rpc import HANDLERS, NO_RESPONSE
-
-__all__ = ["Connection", "Emulator", "Frame", "TEST_REQUEST", "HEARTBEAT"]
-
-log = logging.getLogger("drbfast.emulator")
-
-#: The production frames, byte for byte (PROTOCOL.md 1.1: keys in reverse order).
-TEST_REQUEST = b'{"params":{"type":"test_request"},"method":"heartbeat","jsonrpc":"2.0"}'
-HEARTBEAT = b'{"params":{"type":"heartbeat"},"method":"heartbeat","jsonrpc":"2.0"}'
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -53,23 +67,15 @@ class Frame:
         return json.loads(self.payload)
 
 
-class _Bucket:
-    """Deribit's credit model: a leaky bucket refilled continuously up to a cap."""
+class ConnectionHook(Protocol):
+    """A per-connection fault plug-in (see :mod:`.faults`)."""
 
-    def __init__(self, cap: int, refill: float) -> None:
-        self.cap = cap
-        self.refill = refill
-        self.level = float(cap)
-        self.t = time.monotonic()
+    response_delay: float
 
-    def take(self, cost: int) -> bool:
-        now = time.monotonic()
-        self.level = min(self.cap, self.level + (now - self.t) * self.refill)
-        self.t = now
-        if self.level < cost:
-            return False
-        self.level -= cost
-        return True
+    def before_send(self, conn: Connection) -> bool:
+        """False: do not send this frame."""
+
+    def after_send(self, conn: Connection) -> None: ...
 
 
 class Connection(WSListener):
@@ -79,6 +85,7 @@ class Connection(WSListener):
         self.emu = emu
         self.id = conn_id
         self.path = path
+        self.ip = "?"
         self.transport: WSTransport | None = None
         self.client_name: str | None = None
         self.client_id: str | None = None
@@ -86,8 +93,10 @@ class Connection(WSListener):
         self.cod = False
         self.logged_out = False
         self.subscriptions: set[str] = set()
+        #: private/subscribe labels by channel (added to those notifications)
+        self.labels: dict[str, str] = {}
         self.heartbeat_interval: float | None = None
-        #: (t_ns, direction, opcode, payload) of every frame, when recording is on
+        #: every frame, when recording is on
         self.frames: list[Frame] = []
         #: test_request round trips measured here with perf_counter_ns
         self.test_request_rtts_ns: list[int] = []
@@ -98,20 +107,22 @@ class Connection(WSListener):
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.closed = asyncio.get_running_loop().create_future()
+        #: frames whose handling raised (a bug; the connection keeps serving)
+        self.handler_errors = 0
+        #: a fault plug-in attached by :mod:`.faults`, or None
+        self.hook: ConnectionHook | None = None
+        #: channels whose regular stream is paused (a flood is using them)
+        self.paused: set[str] = set()
+        #: permessage-deflate contexts, when the client offered it
+        self.deflate: PerMessageDeflate | None = None
+        self._compressed = False
+        self._binary = False
         self._pending_tr: deque[tuple[int, int]] = deque()  # (seq, perf_counter_ns)
         self._tr_seq = 0
         self._hb_handle: asyncio.TimerHandle | None = None
         self._last_sent = time.monotonic()
         self._last_received = time.monotonic()
-        self._after: list[Callable[[], Any]] = []
-        self._credits = _Bucket(emu.config.credit_cap, emu.config.credit_refill)
-        self._sub_credits = _Bucket(emu.config.subscribe_cap, emu.config.subscribe_refill)
-        self.response_delay = 0.0
-        self.silenced = False
-        #: channels whose regular stream is paused for a flood on this connection
-        self.flooding: set[str] = set()
         self._fragments: list[bytes] | None = None
-        self.drop_after_messages: int | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
         self._writable.set()
@@ -140,6 +151,8 @@ class Connection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        peer = transport.underlying_transport.get_extra_info("peername")
+        self.ip = str(peer[0]) if peer else "?"
         self.emu._connected(self)
         self._arm_idle()
 
@@ -152,6 +165,7 @@ class Connection(WSListener):
             info = hs.sent or hs.recv
             if info is not None:
                 self.close_code, self.close_reason = _int(info.code), info.reason
+        self._writable.set()  # nobody may wait for a socket that is gone
         self.emu._disconnected(self)
         if not self.closed.done():
             self.closed.set_result(self.close_code)
@@ -163,25 +177,47 @@ class Connection(WSListener):
         self._writable.set()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        try:
+            self._on_frame(transport, frame)
+        except Exception:  # picows would close with 1011; production keeps serving
+            log.exception("connection %d: frame handling failed", self.id)
+            self.handler_errors += 1
+            self.emu.handler_errors += 1
+
+    def _on_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         mt = frame.msg_type
-        self._last_received = time.monotonic()
-        if self.emu.config.record:
+        deflate = self.deflate
+        record = self.emu.config.record
+        if record and (deflate is None or mt not in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)):
             self.frames.append(Frame(time.perf_counter_ns(), "in", _int(mt), frame.get_payload_as_bytes()))
-        if mt == WSMsgType.TEXT or (mt == WSMsgType.CONTINUATION and self._fragments is not None):
+        if mt in (WSMsgType.TEXT, WSMsgType.BINARY) or (mt == WSMsgType.CONTINUATION and self._fragments is not None):
             # Reassemble fragmented client messages (RFC 6455 5.4).
-            if mt == WSMsgType.TEXT:
+            if mt != WSMsgType.CONTINUATION:
                 self._fragments = []
+                self._binary = mt == WSMsgType.BINARY
+                self._compressed = deflate is not None and frame.rsv1  # RFC 7692: RSV1 on the first frame
             assert self._fragments is not None
             self._fragments.append(frame.get_payload_as_bytes())
             if not frame.fin:
                 return
             payload, self._fragments = b"".join(self._fragments), None
             self.messages_received += 1
-            self._arm_idle()
+            self._last_received = time.monotonic()
+            if self._compressed and deflate is not None:
+                # Binary messages are inflated too: they share the client's context.
+                inflated = deflate.decompress(payload, self.emu.config.max_request_size)
+                if inflated is None:  # inflates past 32 kB (or is not deflate): -32600, no id
+                    self.send_json({"jsonrpc": "2.0", "error": RpcError(-32600, "request entity too large").as_error()},
+                                   None)
+                    return
+                payload = inflated
+            if record and deflate is not None:  # recorded as the client meant it: inflated
+                opcode = WSMsgType.BINARY if self._binary else WSMsgType.TEXT
+                self.frames.append(Frame(time.perf_counter_ns(), "in", _int(opcode), payload))
+            if self._binary:
+                self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "binary frames are not accepted").as_error()}, usin=None)
+                return
             self._on_text(payload)
-        elif mt == WSMsgType.BINARY:
-            self.messages_received += 1
-            self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "binary frames are not accepted").as_error()}, usin=None)
         elif mt == WSMsgType.CLOSE:
             if self.close_code is None:
                 self.close_code, self.close_reason = _int(frame.get_close_code()), frame.get_close_reason()
@@ -192,99 +228,34 @@ class Connection(WSListener):
 
     def _on_text(self, payload: bytes) -> None:
         usin = time.time_ns() // 1000
-        cfg = self.emu.config
-        if len(payload) > cfg.max_request_size:
+        if len(payload) > self.emu.config.max_request_size:
             # PROTOCOL.md 3.4: over 32 kB -> -32600 with no id.
             self.send_json({"jsonrpc": "2.0", "error": RpcError(-32600, "request entity too large").as_error()}, usin)
             return
         try:
-            msg = json.loads(payload)
+            msg = parse_request(payload)
         except ValueError:
-            # PROTOCOL.md 3.2: not JSON -> 11050 bad_request "invalid json", no id.
-            self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "invalid json").as_error()}, usin)
+            self.send_json({"jsonrpc": "2.0", "error": INVALID_JSON.as_error()}, usin)
             return
-        if not isinstance(msg, dict):
-            self.send_json({"jsonrpc": "2.0", "error": RpcError(11050, "bad_request", "invalid json").as_error()}, usin)
-            return
-        has_id = "id" in msg
-        req_id = msg.get("id")
-        method = msg.get("method")
-        params = msg.get("params", {})
-
-        def reply(result: Any = None, error: RpcError | None = None) -> None:
-            body: dict[str, Any] = {"jsonrpc": "2.0"}
-            if has_id:
-                body["id"] = req_id
-            if error is not None:
-                body["error"] = error.as_error()
-            else:
-                body["result"] = result
-            if self.response_delay > 0:
-                asyncio.get_running_loop().call_later(self.response_delay, self.send_json, body, usin)
-            else:
-                self.send_json(body, usin)
-
-        if not isinstance(method, str):
-            reply(error=RpcError(-32601, "Method not found"))
-            return
-        if method == "public/test":
+        if isinstance(msg, dict) and isinstance(msg.get("method"), str) and msg["method"].endswith("public/test"):
             self._answer_test_request()
-        fault = self.emu.faults.take_method_fault(method, self.id)
-        if fault is not None:
-            log.info("connection %d: fault %s on %s", self.id, fault.action, method)
-            if fault.action == "drop":
-                self.drop()
-            elif fault.action == "close":
-                self.close(fault.code, fault.reason)
-            elif fault.action == "error":
-                reply(error=RpcError(fault.code, fault.reason))
-                if fault.code == 10028:
-                    self.close(1008, "too_many_requests")
-            return  # "silence": swallowed, never answered
-        bucket, cost = (self._sub_credits, cfg.subscribe_cost) if method.endswith("/subscribe") else (self._credits, cfg.credit_cost)
-        if not bucket.take(cost):
-            # PROTOCOL.md 9: 10028 and the session is terminated.
-            reply(error=RpcError(10028, "too_many_requests"))
-            self.close(1008, "too_many_requests")
-            return
-        handler = HANDLERS.get(method)
-        if handler is None:
-            reply(error=RpcError(-32601, "Method not found"))
-            return
-        if not isinstance(params, dict):
-            reply(error=RpcError(-32602, "Invalid params", {"reason": "must be an object", "param": "params"}))
-            return
-        if method.startswith("private/") and not self._authorize(params):
-            reply(error=RpcError(13009, "unauthorized", {"reason": "invalid_token", "param": "access_token"}))
-            return
-        try:
-            result = handler(self, params)
-        except RpcError as exc:
-            reply(error=exc)
-        except (KeyError, TypeError, ValueError) as exc:
-            reply(error=RpcError(-32602, "Invalid params", {"reason": str(exc), "param": ""}))
-        else:
-            if result is not NO_RESPONSE:
-                reply(result)
-        after, self._after = self._after, []
-        for action in after:
-            action()
+        outcome = dispatch(self.emu, self, msg, http=False, ip=self.ip)
+        self._deliver(outcome, usin)
+        self.emu.publish_events()
 
-    def _authorize(self, params: dict[str, Any]) -> bool:
-        now = time.time()
-        token = params.get("access_token")
-        if isinstance(token, str):
-            found = self.emu.exchange.token(token, now, self.id)
-            if found is None:
-                return False
-            if self.client_id is None:
-                self.on_authenticated(found)
-            return True
-        if self.token is None:
-            return False
-        if self.token.expires_at <= now or self.token.access_token not in self.emu.exchange.tokens:
-            return False
-        return True
+    def _deliver(self, outcome: Outcome, usin: int) -> None:
+        if outcome.body is not None:
+            delay = self.hook.response_delay if self.hook is not None else 0.0
+            if delay > 0:
+                asyncio.get_running_loop().call_later(delay, self.send_json, outcome.body, usin)
+            else:
+                self.send_json(outcome.body, usin)
+        for action in outcome.after:
+            action()
+        if outcome.drop:
+            self.drop()
+        elif outcome.close is not None:
+            self.close(*outcome.close)
 
     def on_authenticated(self, token: Token) -> None:
         first = self.client_id is None
@@ -292,11 +263,7 @@ class Connection(WSListener):
         self.token = token
         if first:
             # Account-scope cancel-on-disconnect applies to every new connection.
-            self.cod = self.cod or self.emu.exchange.cod_account.get(token.client_id, False)
-
-    def after_response(self, action: Callable[[], Any]) -> None:
-        """Run ``action`` once the response of the current request has been sent."""
-        self._after.append(action)
+            self.cod = self.cod or self.emu.exchange.account(token.client_id).cod
 
     # ------------------------------------------------------------ sending
 
@@ -309,23 +276,26 @@ class Connection(WSListener):
         body["usOut"] = usout
         body["usDiff"] = usout - usin
         body["testnet"] = self.emu.config.testnet
-        self.send(json.dumps(body, separators=(",", ":")).encode())
+        self.send(_dumps(body))
 
     def send(self, payload: bytes, opcode: WSMsgType = WSMsgType.TEXT, fin: bool = True) -> None:
-        """Send one frame (recorded, counted, subject to drop_after_messages)."""
+        """Send one frame (recorded, counted, subject to the fault hook)."""
         t = self.transport
-        if t is None or t.is_disconnected or t.is_close_frame_sent or self.silenced:
+        if t is None or t.is_disconnected or t.is_close_frame_sent:
+            return
+        hook = self.hook
+        if hook is not None and not hook.before_send(self):
             return
         if self.emu.config.record:
             self.frames.append(Frame(time.perf_counter_ns(), "out", _int(opcode), payload))
-        t.send(opcode, payload, fin)
+        if self.deflate is not None and fin and opcode in (WSMsgType.TEXT, WSMsgType.BINARY):
+            t.send(opcode, self.deflate.compress(payload), True, True)  # RSV1: compressed message
+        else:
+            t.send(opcode, payload, fin)
         self.messages_sent += 1
         self._last_sent = time.monotonic()
-        if self.drop_after_messages is not None:
-            self.drop_after_messages -= 1
-            if self.drop_after_messages <= 0:
-                self.drop_after_messages = None
-                self.drop()
+        if hook is not None:
+            hook.after_send(self)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket with ``code`` and ``reason`` (a clean close handshake)."""
@@ -334,9 +304,9 @@ class Connection(WSListener):
             return
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+        self.emu.log_event("connection %d: closing with %d %r", self.id, code, reason)
         t.send_close(WSCloseCode(code) if code in WSCloseCode._value2member_map_ else code, reason.encode())  # type: ignore[arg-type]
-        loop = asyncio.get_running_loop()
-        loop.call_later(1.0, t.disconnect)
+        asyncio.get_running_loop().call_later(1.0, t.disconnect)
 
     def drop(self) -> None:
         """Drop the TCP connection with no close frame (the client sees 1006)."""
@@ -345,7 +315,35 @@ class Connection(WSListener):
             return
         if self.close_code is None:
             self.close_code, self.close_reason = 1006, ""
+        self.emu.log_event("connection %d: dropped (no close frame, the client sees 1006)", self.id)
         t.underlying_transport.abort()
+
+    @property
+    def is_open(self) -> bool:
+        t = self.transport
+        return t is not None and not t.is_disconnected
+
+    def pause_reading(self) -> None:
+        """Stop reading the client's frames (they pile up in the TCP buffers)."""
+        if self.transport is not None:
+            self.transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.underlying_transport.resume_reading()
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a WebSocket PING frame."""
+        if self.is_open:
+            assert self.transport is not None
+            self.transport.send_ping(payload)
+
+    def pause_channel(self, channel: str) -> None:
+        """Hold this connection's regular frames of ``channel`` (a flood uses it)."""
+        self.paused.add(channel)
+
+    def resume_channel(self, channel: str) -> None:
+        self.paused.discard(channel)
 
     # ------------------------------------------------------------ heartbeats
 
@@ -353,8 +351,7 @@ class Connection(WSListener):
         """Begin production's heartbeat cycle at ``interval`` seconds (PROTOCOL.md 1.2)."""
         self.stop_heartbeat()
         self.heartbeat_interval = interval
-        cfg = self.emu.config
-        self._hb_handle = asyncio.get_running_loop().call_later(interval * cfg.first_factor, self._heartbeat_tick)
+        self._hb_handle = asyncio.get_running_loop().call_later(interval * self.emu.config.first_factor, self._heartbeat_tick)
 
     def stop_heartbeat(self) -> None:
         if self._hb_handle is not None:
@@ -384,56 +381,66 @@ class Connection(WSListener):
         self.send(TEST_REQUEST)
         self.test_requests_sent += 1
         if deadline is not None:
-            asyncio.get_running_loop().call_later(deadline, self._check_deadline, seq)
+            asyncio.get_running_loop().call_later(deadline, self._check_deadline, seq, deadline)
 
-    def _check_deadline(self, seq: int) -> None:
+    def _check_deadline(self, seq: int, deadline: float) -> None:
         if self._pending_tr and self._pending_tr[0][0] <= seq:
-            log.info("connection %d missed a test_request: closing with 4000", self.id)
+            self.emu.log_event("connection %d: test_request #%d not answered within %.3f s", self.id, seq, deadline)
             self.stop_heartbeat()
             self.close(4000, "heartbeat close")
 
     def _answer_test_request(self) -> None:
         if self._pending_tr:
-            _, sent = self._pending_tr.popleft()
-            self.test_request_rtts_ns.append(time.perf_counter_ns() - sent)
+            seq, sent = self._pending_tr.popleft()
+            rtt = time.perf_counter_ns() - sent
+            self.test_request_rtts_ns.append(rtt)
+            self.emu.log_event("connection %d: test_request #%d answered in %.3f ms", self.id, seq, rtt / 1e6)
 
     def _arm_idle(self) -> None:
-        timeout = self.emu.config.idle_timeout
-        if timeout is None:
+        """Start the idle watch (one timer per connection, re-armed only when it fires:
+        receiving a message just stamps ``_last_received``)."""
+        cfg = self.emu.config
+        limits = [t for t in (cfg.idle_timeout, cfg.inactivity_timeout) if t is not None]
+        if limits:
+            self._idle_handle = asyncio.get_running_loop().call_later(min(limits), self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Production cuts a socket that sent nothing for ~60 s when it holds no
+        subscription and no heartbeat, and any socket after 10 minutes (PROTOCOL.md 1.6)."""
+        cfg = self.emu.config
+        quiet = time.monotonic() - self._last_received
+        if cfg.idle_timeout is not None and quiet >= cfg.idle_timeout - 1e-3 and not self.subscriptions \
+                and self.heartbeat_interval is None:
+            self.emu.log_event("connection %d: idle for %.1f s with no subscription or heartbeat: dropped", self.id, quiet)
+            self.drop()
             return
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-        self._idle_handle = asyncio.get_running_loop().call_later(timeout, self.drop)
+        if cfg.inactivity_timeout is not None and quiet >= cfg.inactivity_timeout - 1e-3:
+            self.emu.log_event("connection %d: inactive for %.1f s: dropped", self.id, quiet)
+            self.drop()
+            return
+        # Not yet: look again when the nearest limit could be reached (a limit already
+        # passed but held off by a subscription or heartbeat is looked at once per period).
+        limits = [t for t in (cfg.idle_timeout, cfg.inactivity_timeout) if t is not None]
+        nxt = min(t - quiet if t - quiet > 1e-3 else t for t in limits)
+        self._idle_handle = asyncio.get_running_loop().call_later(nxt, self._idle_check)
 
-    async def writable(self) -> None:
-        """Wait until the socket takes more data (flow control for floods)."""
-        await self._writable.wait()
-
-
-class _HandshakeCutter(asyncio.Protocol):
-    """Reads the client's HTTP upgrade request, then drops the TCP connection with no
-    answer: the client meets EOF in the opening handshake."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if self.transport is not None and b"\r\n\r\n" in data:
-            self.transport.abort()
-
-    def eof_received(self) -> bool | None:
-        return False
+    async def writable(self, timeout: float | None = None) -> bool:
+        """Wait until the socket takes more data (flow control for floods); False if
+        ``timeout`` passed first or the connection is gone."""
+        try:
+            await asyncio.wait_for(self._writable.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return self.transport is not None and not self.transport.is_disconnected
 
 
 class Emulator:
     """A local Deribit on 127.0.0.1. Use as ``async with Emulator(config) as emu:``.
 
-    ``emu.url`` is the endpoint; ``emu.connections`` the live server-side connections
-    (newest last), ``emu.history`` every connection ever accepted; ``emu.exchange`` the
-    orders and tokens; ``emu.faults`` the fault-injection controls.
+    ``emu.url`` is the endpoint (``emu.http_url`` the HTTP API); ``emu.connections``
+    the live server-side connections (newest last), ``emu.history`` every connection
+    ever accepted; ``emu.exchange`` the accounts, orders, books and tokens;
+    ``emu.faults`` the fault-injection controls.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, **overrides: Any) -> None:
@@ -445,18 +452,39 @@ class Emulator:
                 raise TypeError(f"EmulatorConfig has no field {key!r}")
             setattr(cfg, key, value)
         self.config = cfg
-        self.market = Market(seed=cfg.seed)
-        self.exchange = Exchange(keys={cfg.client_id: cfg.client_secret}, token_ttl=cfg.token_ttl, signature_window=cfg.signature_window)
+        from ..ratelimit import Credits
+
+        self.limits = RateLimits(
+            non_matching=Credits(cfg.credit_cost, cfg.credit_cap, cfg.credit_refill),
+            matching=Credits(cfg.matching_cost, cfg.matching_cap, cfg.matching_refill),
+            subscribe=Credits(cfg.subscribe_cost, cfg.subscribe_cap, cfg.subscribe_refill))
+        keys = {cfg.client_id: cfg.client_secret, **cfg.extra_keys}
+        self.exchange = Exchange(keys, cfg.token_ttl, cfg.signature_window, seed=cfg.seed, limits=self.limits,
+                                 now_ms=int(time.time() * 1000))
+        self.exchange.market.taker_rate = cfg.taker_rate
         self.connections: list[Connection] = []
         self.history: list[Connection] = []
+        #: channel name -> its live subscribers
         self.subscribers: dict[str, set[Connection]] = {}
+        self.channels: dict[str, Channel] = {}
+        #: middleware: each sees (session, method) before dispatch and may return a
+        #: verdict that answers instead (fault injection plugs in here)
+        self.request_hooks: list[Callable[[Any, str], Callable[[dict[str, Any]], Outcome] | None]] = []
+        #: requests whose handler raised something other than RpcError (bugs; answered 11094)
+        self.handler_errors = 0
         self.faults = Faults(self)
         self.port = 0
+        self.ca_path: str | None = None
         self._server: asyncio.Server | None = None
         self._pump: asyncio.Task[None] | None = None
         self._next_id = 0
         self._conn_event = asyncio.Event()
         self._tick = 0
+        self._ip_credits: dict[str, dict[str, CreditBucket]] = {}
+        #: every accepted socket (WebSocket or HTTP) and its peer IP, for the per-IP limit
+        self._sockets: dict[asyncio.BaseTransport, str] = {}
+        self._last_ticker: dict[str, dict[str, Any]] = {}
+        self._last_quote: dict[str, Any] = {}
         self.ssl_context: ssl.SSLContext | None = None
         self.client_ssl_context: ssl.SSLContext | None = None
 
@@ -464,31 +492,59 @@ class Emulator:
         return f"Emulator(url={self.url!r}, connections={len(self.connections)})"
 
     @property
+    def market(self) -> Market:
+        return self.exchange.market
+
+    @property
     def url(self) -> str:
         scheme = "wss" if self.config.tls else "ws"
-        host = "localhost" if self.config.tls and self.config.host == "127.0.0.1" else self.config.host
-        return f"{scheme}://{host}:{self.port}{self.config.path}"
+        return f"{scheme}://{self._host}:{self.port}{self.config.path}"
+
+    @property
+    def http_url(self) -> str:
+        """Base of the HTTP API, e.g. ``http://127.0.0.1:PORT/api/v2``."""
+        scheme = "https" if self.config.tls else "http"
+        return f"{scheme}://{self._host}:{self.port}/api/v2"
+
+    @property
+    def _host(self) -> str:
+        return "localhost" if self.config.tls and self.config.host == "127.0.0.1" else self.config.host
+
+    def log_event(self, fmt: str, *args: Any) -> None:
+        """Report what a fault or a limit did (the CLI prints these)."""
+        if events_log.isEnabledFor(logging.INFO):
+            events_log.info(fmt, *args)
+
+    def ip_credits(self, ip: str) -> dict[str, CreditBucket]:
+        """Unauthenticated requests share credit pools per IP address."""
+        b = self._ip_credits.get(ip)
+        if b is None:
+            b = self._ip_credits[ip] = self.limits.buckets()
+        return b
 
     async def start(self) -> Emulator:
         """Start listening (port 0 picks a free one) and the market streams."""
+        from .http import FrontProtocol
+
         cfg = self.config
         if cfg.tls:
             from .tls import server_context
 
-            self.ssl_context, self.client_ssl_context = server_context(cfg.certfile, cfg.keyfile)
+            self.ssl_context, self.client_ssl_context, self.ca_path = server_context(cfg.certfile, cfg.keyfile)
         self._server = await ws_create_server(
             self._factory, cfg.host, cfg.port, ssl=self.ssl_context,
             websocket_handshake_timeout=5, max_frame_size=16 * 1024 * 1024,
             start_serving=False,
         )
-        # Every accepted socket passes a gate first, so Faults.reject_handshakes can cut
-        # one after the HTTP upgrade request and before picows answers 101. picows
-        # builds its protocol factory inside ws_create_server; asyncio's and
+        # Every accepted socket passes a front first: it counts connections per IP
+        # (HTTP 429 past the limit), lets Faults.reject_handshakes cut one before the
+        # 101, serves plain HTTP requests, and hands WebSocket upgrades to picows.
+        # picows builds its protocol factory inside ws_create_server; asyncio's and
         # aiofastnet's Server both keep it as ``_protocol_factory``.
         inner = getattr(self._server, "_protocol_factory", None)
         if inner is None:
-            raise RuntimeError("this event loop's Server hides its protocol factory; handshake faults need it")
-        self._server._protocol_factory = lambda: self._gate(inner)  # type: ignore[attr-defined]
+            raise RuntimeError("this event loop's Server hides its protocol factory; the HTTP front needs it")
+        self._server._protocol_factory = lambda: FrontProtocol(self, inner)  # type: ignore[attr-defined]
         await self._server.start_serving()
         self.port = self._server.sockets[0].getsockname()[1]
         self._pump = asyncio.get_running_loop().create_task(self._market_pump())
@@ -505,6 +561,9 @@ class Emulator:
         for conn in list(self.connections):
             if conn.transport is not None and not conn.transport.is_disconnected:
                 conn.transport.disconnect(graceful=False)
+        for sock in list(self._sockets):
+            if not sock.is_closing():
+                sock.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -515,18 +574,30 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _gate(self, inner: Callable[[], asyncio.BaseProtocol]) -> asyncio.BaseProtocol:
-        if self.faults.take_handshake_rejection():
-            return _HandshakeCutter()
-        return inner()
+    def connections_from(self, ip: str) -> int:
+        """Open sockets from ``ip`` (closed ones are forgotten on the way)."""
+        n = 0
+        for sock, sip in list(self._sockets.items()):
+            if sock.is_closing():
+                del self._sockets[sock]
+            elif sip == ip:
+                n += 1
+        return n
 
-    def _factory(self, request: Any) -> Connection | None:
+    def _factory(self, request: Any) -> Connection | WSUpgradeResponseWithListener | None:
         raw = request.path
         path = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
         if path.split("?")[0] != self.config.path:
             return None  # picows answers 404
         self._next_id += 1
-        return Connection(self, self._next_id, path)
+        conn = Connection(self, self._next_id, path)
+        offer = request.headers.get("sec-websocket-extensions") if self.config.permessage_deflate else None
+        agreed = negotiate(offer) if offer else None
+        if agreed is None:
+            return conn
+        header, conn.deflate = agreed
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response({"Sec-WebSocket-Extensions": header}), conn)
 
     def _connected(self, conn: Connection) -> None:
         self.connections.append(conn)
@@ -536,14 +607,15 @@ class Emulator:
     def _disconnected(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.remove(conn)
+        self.log_event("connection %d: closed (code %s, reason %r)", conn.id, conn.close_code, conn.close_reason)
         for channel in list(conn.subscriptions):
-            self.remove_subscription(conn, channel)
+            self.unsubscribe(conn, channel)
         if conn.cod and not conn.logged_out and conn.client_id is not None:
+            # Cancel-on-disconnect, connection scope: only orders placed through it.
             cancelled = self.exchange.cancel_where(int(time.time() * 1000), connection=conn.id)
-            for order in cancelled:
-                self.order_event(order)
             if cancelled:
-                log.info("connection %d closed: cancel-on-disconnect cancelled %d orders", conn.id, len(cancelled))
+                self.log_event("connection %d: cancel-on-disconnect cancelled %d orders", conn.id, len(cancelled))
+            self.publish_events()
         self.exchange.revoke_connection(conn.id)
 
     async def wait_for_connection(self, n: int = 1, timeout: float = 5.0) -> Connection:
@@ -555,76 +627,237 @@ class Emulator:
             return self.history[n - 1]
         return await asyncio.wait_for(wait(), timeout)
 
-    # ------------------------------------------------------------ subscriptions
+    # ------------------------------------------------------------ hub
 
-    def add_subscription(self, conn: Connection, channel: str) -> None:
-        if channel in conn.subscriptions:
-            return  # held already: acked, but no new snapshot (PROTOCOL.md 4.3)
-        conn.subscriptions.add(channel)
-        self.subscribers.setdefault(channel, set()).add(conn)
-        kind, instrument, _ = parse_channel(channel)
-        if kind == "book" and instrument is not None:
-            snap = notification(channel, self.market.snapshot(instrument, int(time.time() * 1000)))
-            conn.after_response(lambda: conn.send(snap))
+    def subscribe(self, session: Any, channel: Channel, label: str | None) -> Callable[[], None] | None:
+        """Subscribe; return what to send right after the response (a snapshot), if any."""
+        conn = session
+        if not isinstance(conn, Connection) or channel.name in conn.subscriptions:
+            return None  # held already: acked, but no new snapshot (PROTOCOL.md 4.3)
+        conn.subscriptions.add(channel.name)
+        if label:
+            conn.labels[channel.name] = label
+        self.subscribers.setdefault(channel.name, set()).add(conn)
+        self.channels[channel.name] = channel
+        now_ms = int(time.time() * 1000)
+        first: bytes | None = None
+        if channel.family == "book" and channel.instrument is not None:
+            stream = "raw" if channel.interval == "raw" else "agg"
+            name = channel.instrument.name
+            bids, asks = self.exchange.books[name].snapshot_levels(stream)
+            first = notification(channel.name, {
+                "timestamp": now_ms, "type": "snapshot", "change_id": self.exchange.stream_ids[name, stream],
+                "instrument_name": name, "bids": bids, "asks": asks})
+        elif channel.family == "incremental_ticker" and channel.instrument is not None:
+            last = self._last_ticker.get(channel.name)
+            if last is None:
+                last = self._last_ticker[channel.name] = self.market.ticker(channel.instrument, now_ms, stats=True)
+            first = notification(channel.name, {**last, "type": "snapshot"})
+        if first is None:
+            return None
+        snap = first
+        return lambda: conn.send(snap)
 
-    def remove_subscription(self, conn: Connection, channel: str) -> bool:
-        if channel not in conn.subscriptions:
+    def unsubscribe(self, session: Any, name: str) -> bool:
+        conn = session
+        if not isinstance(conn, Connection) or name not in conn.subscriptions:
             return False
-        conn.subscriptions.discard(channel)
-        subs = self.subscribers.get(channel)
+        conn.subscriptions.discard(name)
+        conn.labels.pop(name, None)
+        subs = self.subscribers.get(name)
         if subs is not None:
             subs.discard(conn)
             if not subs:
-                del self.subscribers[channel]
+                del self.subscribers[name]
+                self.channels.pop(name, None)
+                self._last_ticker.pop(name, None)
         return True
 
-    def order_event(self, order: Order) -> None:
-        """Tell the owner's connections subscribed to user.orders about ``order``."""
-        channel = f"user.orders.{order.instrument_name}.raw"
-        subs = self.subscribers.get(channel)
+    def _send(self, name: str, data: Any, account: str | None = None) -> None:
+        subs = self.subscribers.get(name)
         if not subs:
             return
-        frame = notification(channel, order.as_dict())
+        frame: bytes | None = None
         for conn in list(subs):
-            if conn.client_id == order.client_id:
-                conn.send(frame)
+            if account is not None and conn.client_id != account:
+                continue
+            if name in conn.paused:
+                continue
+            label = conn.labels.get(name)
+            if label is not None:
+                conn.send(notification(name, data, label))
+                continue
+            if frame is None:
+                frame = notification(name, data)
+            conn.send(frame)
+
+    def publish_events(self) -> None:
+        """Tell subscribers what the exchange did since the last call (orders, trades,
+        positions, portfolios: user.* channels; public trades: trades.*)."""
+        events = self.exchange.drain()
+        now_ms = int(time.time() * 1000)
+        self._publish_raw_books(now_ms)
+        if not events:
+            return
+        touched: dict[tuple[str, str], dict[str, Any]] = {}
+        for ev in events:
+            inst = self.exchange.instruments[ev.instrument]
+            if ev.kind == "trades":
+                for name, ch in list(self.channels.items()):
+                    if ch.family == "trades" and ch.matches(inst):
+                        self._send(name, ev.data)
+                continue
+            assert ev.account is not None
+            slot = touched.setdefault((ev.account, ev.instrument), {"orders": {}, "trades": []})
+            if ev.kind == "order":
+                slot["orders"][ev.data.order_id] = ev.data
+                data = ev.data.as_dict()
+                for name, ch in list(self.channels.items()):
+                    if ch.family == "user.orders" and ch.matches(inst):
+                        self._send(name, data if ch.interval == "raw" else [data], ev.account)
+            elif ev.kind == "user_trades":
+                slot["trades"].extend(ev.data)
+                for name, ch in list(self.channels.items()):
+                    if ch.family == "user.trades" and ch.matches(inst):
+                        self._send(name, [{k: v for k, v in t.items() if k != "profit_loss"} for t in ev.data],
+                                   ev.account)
+        for (account, instrument), slot in touched.items():
+            inst = self.exchange.instruments[instrument]
+            acct = self.exchange.accounts[account]
+            wanted = [(n, ch) for n, ch in self.channels.items() if ch.family == "user.changes" and ch.matches(inst)]
+            if wanted:
+                data = {"instrument_name": instrument,
+                        "orders": [o.as_dict() for o in slot["orders"].values()],
+                        "positions": [self.exchange.position_dict(acct, inst, now_ms)] if slot["trades"] else [],
+                        "trades": slot["trades"]}
+                for name, _ in wanted:
+                    self._send(name, data, account)
+            if slot["trades"]:
+                self._send_portfolio(account, inst.currency, now_ms)
+
+    def _publish_raw_books(self, now_ms: int) -> None:
+        """``book.{i}.raw``: every change as soon as the request or tick that made it is
+        done, each with its own change_id."""
+        ex = self.exchange
+        for name, book in ex.books.items():
+            if not book.dirty("raw"):
+                continue
+            res = ex.publish_book(name, "raw")
+            if res is None:
+                continue
+            channel = f"book.{name}.raw"
+            if channel in self.subscribers:
+                prev, cur, bids, asks = res
+                self._send(channel, {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
+                                     "instrument_name": name, "bids": bids, "asks": asks})
+
+    def _send_portfolio(self, account: str, currency: str, now_ms: int) -> None:
+        for name, ch in list(self.channels.items()):
+            if ch.family == "user.portfolio" and ch.currency in ("any", currency):
+                data = self.exchange.portfolio(self.exchange.accounts[account], currency, now_ms)
+                self._send(name, data, account)
 
     async def _market_pump(self) -> None:
-        """Every tick, move the subscribed instruments and send each channel's frame,
-        serialized once for all its subscribers."""
+        """Every tick, the market flow trades, then each subscribed channel gets its
+        frame, serialized once for all its subscribers."""
         period = self.config.tick_interval
         while True:
             await asyncio.sleep(period)
-            self._tick += 1
-            if not self.subscribers:
+            try:
+                self._pump_once()
+            except Exception:  # the stream must survive a bug in one channel
+                log.exception("market pump failed")
+                self.handler_errors += 1
+
+    def _pump_once(self) -> None:
+        self._tick += 1
+        now_ms = int(time.time() * 1000)
+        ex = self.exchange
+        ex.market.step(now_ms)
+        ex.expire(now_ms)
+        self.publish_events()
+        changed: dict[str, dict[str, Any]] = {}
+        for name in ex.books:
+            res = ex.publish_book(name, "agg")
+            if res is not None:
+                prev, cur, bids, asks = res
+                changed[name] = {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
+                                 "instrument_name": name, "bids": bids, "asks": asks}
+        if not self.subscribers:
+            return
+        slow = self._tick % 10 == 0  # about once a second at the default tick
+        for name, ch in list(self.channels.items()):
+            inst = ch.instrument
+            fam = ch.family
+            if fam == "book" and inst is not None:
+                if inst.name in changed and ch.interval != "raw":  # raw went out as it happened
+                    self._send(name, changed[inst.name])
+            elif fam == "book.grouped" and inst is not None:
+                if inst.name in changed:
+                    self._send(name, self._grouped(ch, now_ms))
+            elif fam == "ticker" and inst is not None:
+                self._send(name, ex.market.ticker(inst, now_ms))
+            elif fam == "incremental_ticker" and inst is not None:
+                self._incremental(name, inst, now_ms)
+            elif fam == "quote" and inst is not None:
+                q = ex.market.quote(inst, now_ms)
+                key = (q["best_bid_price"], q["best_ask_price"], q["best_bid_amount"], q["best_ask_amount"])
+                if self._last_quote.get(name) != key:
+                    self._last_quote[name] = key
+                    self._send(name, q)
+            elif fam == "perpetual" and inst is not None:
+                self._send(name, ex.market.perpetual(inst, now_ms))
+            elif not slow:
                 continue
-            now_ms = int(time.time() * 1000)
-            wanted: dict[str, set[str]] = {}
-            for channel in self.subscribers:
-                kind, instrument, _ = parse_channel(channel)
-                if instrument is not None and kind in ("book", "ticker", "trades"):
-                    wanted.setdefault(instrument, set()).add(kind)
-            data: dict[tuple[str, str], Any] = {}
-            for instrument, kinds in wanted.items():
-                if "book" in kinds:
-                    data["book", instrument] = self.market.step_book(instrument, now_ms)
-                if "ticker" in kinds:
-                    data["ticker", instrument] = self.market.ticker(instrument, now_ms)
-                if "trades" in kinds:
-                    trades = self.market.trades(instrument, now_ms)
-                    if trades:
-                        data["trades", instrument] = trades
-            for channel, subs in list(self.subscribers.items()):
-                kind, instrument, _ = parse_channel(channel)
-                if kind == "platform_state":
-                    if self._tick % 10:
-                        continue
-                    payload: Any = {"locked": False, "price_index": "btc_usd"}
-                elif instrument is not None and (kind, instrument) in data:
-                    payload = data[kind, instrument]
-                else:
-                    continue
-                frame = notification(channel, payload)
-                for conn in list(subs):
-                    if channel not in conn.flooding:
-                        conn.send(frame)
+            elif fam == "platform_state":
+                self._send(name, {"locked": False, "price_index": "btc_usd"})
+            elif fam == "platform_state.public_methods_state":
+                self._send(name, {"allow_unauthenticated_public_requests": True})
+            elif fam == "deribit_price_index" and ch.currency:
+                self._send(name, ex.market.index_data(ch.currency, now_ms))
+            elif fam == "deribit_price_ranking" and ch.currency:
+                self._send(name, ex.market.ranking(ch.currency, now_ms))
+            elif fam == "markprice.options" and ch.currency:
+                self._send(name, ex.market.mark_prices(ch.currency, now_ms))
+            elif fam == "user.portfolio":
+                for conn in list(self.subscribers.get(name, ())):
+                    if conn.client_id is not None:
+                        wanted = ("BTC", "ETH") if ch.currency == "any" else (ch.currency,)
+                        for currency in wanted:
+                            if currency is not None:
+                                conn.send(notification(name, ex.portfolio(ex.accounts[conn.client_id], currency, now_ms),
+                                                       conn.labels.get(name)))
+
+    def _grouped(self, ch: Channel, now_ms: int) -> dict[str, Any]:
+        """``book.{inst}.{group}.{depth}.{interval}``: the top window as [price, amount]."""
+        inst = ch.instrument
+        assert inst is not None and ch.depth is not None
+        book = self.exchange.books[inst.name]
+        step = None if ch.group in (None, "none") else float(ch.group) / (100 if inst.currency == "ETH" else 1)
+        out: dict[str, Any] = {"timestamp": now_ms, "change_id": self.exchange.change_ids[inst.name],
+                               "instrument_name": inst.name}
+        import math
+
+        for side, key in (("buy", "bids"), ("sell", "asks")):
+            levels = book.levels(side)
+            if step is not None:
+                grouped: dict[float, float] = {}
+                for price, amount in levels:
+                    g = (math.floor(price / step) if side == "buy" else math.ceil(price / step)) * step
+                    g = round(g, 10)
+                    grouped[g] = round(grouped.get(g, 0.0) + amount, 10)
+                levels = [[p, a] for p, a in sorted(grouped.items(), reverse=(side == "buy"))]
+            out[key] = levels[:ch.depth]
+        return out
+
+    def _incremental(self, name: str, inst: Any, now_ms: int) -> None:
+        """``incremental_ticker``: only the fields that changed since the last frame."""
+        cur = self.market.ticker(inst, now_ms, stats=True)
+        last = self._last_ticker.get(name, {})
+        diff = {k: v for k, v in cur.items() if last.get(k) != v and k != "timestamp"}
+        self._last_ticker[name] = cur
+        if diff:
+            self._send(name, {**diff, "instrument_name": inst.name, "timestamp": now_ms, "type": "change"})
+
+
+__all__ += ["Event"]
