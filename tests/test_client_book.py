@@ -17,15 +17,18 @@ from .conftest import TIMEOUT, book_gap_frame, wait_until
 FAST: dict[str, Any] = {"heartbeat": 0.2, "request_timeout": 2.0, "backoff": drbfast.Backoff(initial=0.02, cap=0.1)}
 
 
-def emulator_book(emu: Emulator, name: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    inst = emu.market.instruments[name]
-    return sorted(inst.bids.items(), reverse=True), sorted(inst.asks.items())
-
-
-async def until_caught_up(book: drbfast.OrderBook, emu: Emulator, name: str) -> None:
-    """Wait for a moment when the local book has applied everything the emulator sent
-    (the market steps on this same loop, so between two awaits it stands still)."""
-    await wait_until(lambda: book.is_synced and book.change_id == emu.market.instruments[name].change_id)
+async def same_as_emulator(client: drbfast.Client, book: drbfast.OrderBook, name: str) -> None:
+    """The local book equals the emulator's ``public/get_order_book`` at full depth, at a
+    moment when both stand at the same change_id (the reply follows every notification
+    sent before it, and this consumer keeps up, so nothing overtakes)."""
+    for _ in range(200):
+        ref = await client.call("public/get_order_book", instrument_name=name, depth=10_000)
+        if book.is_synced and ref["change_id"] == book.change_id:
+            assert book.bids() == [tuple(level) for level in ref["bids"]]
+            assert book.asks() == [tuple(level) for level in ref["asks"]]
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"never caught the local book at the emulator's change_id ({book!r})")
 
 
 async def test_local_book_equals_the_emulators_through_gaps_and_resets() -> None:
@@ -34,8 +37,7 @@ async def test_local_book_equals_the_emulators_through_gaps_and_resets() -> None
             drbfast.connect(emu.url, on_event=events.append, **FAST) as client:
         updates: list[int] = []
         book = await client.order_book("BTC-PERPETUAL", on_update=lambda b: updates.append(b.change_id))
-        await until_caught_up(book, emu, "BTC-PERPETUAL")
-        assert (book.bids(), book.asks()) == emulator_book(emu, "BTC-PERPETUAL")
+        await same_as_emulator(client, book, "BTC-PERPETUAL")
         assert book.best_bid is not None and book.best_ask is not None and book.best_bid[0] < book.best_ask[0]
         assert book.spread == pytest.approx(book.best_ask[0] - book.best_bid[0])
         for round_ in range(3):
@@ -43,16 +45,14 @@ async def test_local_book_equals_the_emulators_through_gaps_and_resets() -> None
             # A frame whose prev_change_id follows nothing: the book resyncs from a snapshot.
             emu.connections[-1].send(book_gap_frame("book.BTC-PERPETUAL.100ms"))
             await wait_until(lambda: client.stats.book_gaps == round_ + 1)
-            await until_caught_up(book, emu, "BTC-PERPETUAL")
-            assert (book.bids(), book.asks()) == emulator_book(emu, "BTC-PERPETUAL")
+            await same_as_emulator(client, book, "BTC-PERPETUAL")
         assert book.updates > 100, "hundreds of changes applied"
         assert [e.detail["status"] for e in events if e.kind == "book_gap"] == ["GAP"] * 3
         assert updates and updates[-1] <= book.change_id
         # A reconnect starts the book again from the new connection's snapshot.
         emu.faults.drop()
         await wait_until(lambda: client.stats.reconnects == 1 and client.connected)
-        await until_caught_up(book, emu, "BTC-PERPETUAL")
-        assert (book.bids(), book.asks()) == emulator_book(emu, "BTC-PERPETUAL")
+        await same_as_emulator(client, book, "BTC-PERPETUAL")
 
 
 async def test_book_updates_iterator_and_close(emulator: Emulator) -> None:
@@ -102,22 +102,23 @@ async def test_unreadable_book_message_resyncs_and_never_shows_half(emulator: Em
 
 
 async def test_on_update_is_called_once_per_batch_not_per_change() -> None:
-    from drbfast.emulator.market import notification
+    from drbfast.bookgen import BookStreamGenerator
 
     async with Emulator(EmulatorConfig(min_heartbeat=0.1, tick_interval=3600)) as emu, \
             drbfast.connect(emu.url, **FAST) as client:
         calls: list[int] = []
-        book = await client.order_book("ETH-PERPETUAL", on_update=lambda b: calls.append(b.change_id))
-        await wait_until(lambda: book.is_synced and calls)
-        n0, applied0 = len(calls), book.updates
+        book = await client.order_book("BTC-PERPETUAL", on_update=lambda b: calls.append(b.change_id))
+        await wait_until(lambda: book.is_synced and bool(calls))
         conn = emu.connections[-1]
+        gen = BookStreamGenerator("btc-perpetual", depth=50)
+        conn.send(gen.snapshot())
+        await wait_until(lambda: book.snapshots == 2)
+        n0, applied0 = len(calls), book.updates
         # 200 changes written in one go: the client reads them in one or a few slices.
-        frames = [notification("book.ETH-PERPETUAL.100ms", emu.market.step_book("ETH-PERPETUAL", 1)) for _ in range(200)]
-        conn.send(b"".join(frames[:1]))  # (one frame first: the socket is warm)
-        for f in frames[1:]:
-            conn.send(f)
+        for _ in range(200):
+            conn.send(gen.change())
         await wait_until(lambda: book.updates == applied0 + 200)
         await asyncio.sleep(0.05)
-        assert calls[-1] == book.change_id == emu.market.instruments["ETH-PERPETUAL"].change_id
+        assert calls[-1] == book.change_id
         assert len(calls) - n0 < 50, f"conflated: {len(calls) - n0} calls for 200 changes"
-        assert (book.bids(), book.asks()) == emulator_book(emu, "ETH-PERPETUAL")
+        assert book.bids() == gen.bids and book.asks() == gen.asks

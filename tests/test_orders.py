@@ -147,3 +147,39 @@ async def test_orders_after_close_fail_cleanly(emulator: Emulator) -> None:
     handle = client.place("buy", "BTC-PERPETUAL", 10, price=1.0)
     with pytest.raises(drbfast.NotConnected):
         await handle
+
+
+async def test_every_typed_call_against_the_matching_emulator(emulator: Emulator) -> None:
+    async with drbfast.connect(emulator.url, **CREDS, **FAST) as client:
+        book = await client.call("public/get_order_book", instrument_name="BTC-PERPETUAL", depth=5)
+        best_ask = book["asks"][0][0]
+        # A buy that crosses the book fills at the resting price, with trades and a numeric average.
+        filled = await client.buy("BTC-PERPETUAL", 10, price=best_ask + 50, label="taker-1")
+        assert filled.order.order_state == "filled" and filled.order.filled_amount == 10
+        assert filled.trades and all(t.price == best_ask for t in filled.trades)
+        assert isinstance(filled.order.average_price, float) and filled.order.average_price == best_ask
+        resting = await client.buy("BTC-PERPETUAL", 20, price=book["bids"][-1][0] - 500, label="maker-1", post_only=True)
+        assert resting.order.order_state == "open"
+        edited = await client.edit(resting.order.order_id, 30, price=resting.order.price - 0.5)
+        assert edited.order.amount == 30 and edited.order.price == resting.order.price - 0.5
+        by_label = await client.edit_by_label("maker-1", "BTC-PERPETUAL", 40, price=resting.order.price - 1.0)
+        assert by_label.order.order_id == resting.order.order_id and by_label.order.amount == 40
+        state = await client.get_order_state(resting.order.order_id)
+        assert state.label == "maker-1" and state.amount == 40
+        assert [o.order_id for o in await client.get_order_state_by_label("BTC", "maker-1")] == [resting.order.order_id]
+        assert [o.order_id for o in await client.get_open_orders()] == [resting.order.order_id]
+        assert [o.order_id for o in await client.get_open_orders_by_currency("BTC")] == [resting.order.order_id]
+        assert await client.cancel_by_label("maker-1") == 1
+        for i in range(3):
+            await client.sell("BTC-PERPETUAL", 10, price=book["asks"][-1][0] + 500 + i)
+        assert await client.cancel_all_by_instrument("BTC-PERPETUAL") == 3
+        closed = await client.close_position("BTC-PERPETUAL", "market")
+        assert closed.order.direction == "sell" and closed.order.filled_amount == 10
+        with pytest.raises(drbfast.InvalidParams) as info:
+            await client.buy("BTC-PERPETUAL", 15, price=50_000.0)  # not a multiple of the contract size (10)
+        assert "contract size" in str(info.value.data)
+        with pytest.raises(drbfast.InvalidParams):
+            await client.buy("BTC-PERPETUAL", 10, price=50_000.3)  # off the 0.5 tick
+        with pytest.raises(drbfast.DeribitError) as quotes:
+            await client.mass_quote([{"instrument_name": "BTC-PERPETUAL", "bid": {"price": 1.0, "amount": 10}}])
+        assert quotes.value.code == 13902
