@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 #: The demo API key pair the emulator accepts unless told otherwise. Not a secret: it
 #: only opens the local emulator.
@@ -88,3 +89,16 @@ class EmulatorConfig:
     tls: bool = False
     certfile: str | None = None
     keyfile: str | None = None
+    #: Coinbase's Deribit gateway (PROTOCOL.md 1.7, 5.1, 7): two hosts on this port,
+    #: the trading one at ``path`` (private methods, ``user.*``, ``private/subscribe``
+    #: only), the streams one at ``streams_path`` (market data, ``public/subscribe``
+    #: only); the wrong one answers -32601 "method not in allowlist". ``public/auth``
+    #: takes ``grant_type: "coinbase_cdp"`` with a CDP JWT signed by a key of
+    #: ``cdp_keys`` (key name -> public key; ``Emulator.add_cdp_key`` makes test keys);
+    #: tokens last ``gateway_token_ttl``; a subscribe keeps its first
+    #: ``gateway_max_channels`` channels and silently drops the rest.
+    gateway: bool = False
+    streams_path: str = "/streams/ws/api/v2"
+    cdp_keys: dict[str, Any] = field(default_factory=dict, repr=False)
+    gateway_token_ttl: float = 900.0
+    gateway_max_channels: int = 32

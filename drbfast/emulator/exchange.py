@@ -78,6 +78,9 @@ class Exchange:
                  depth: int = 20) -> None:
         self.keys = keys
         self.token_ttl = token_ttl
+        #: Coinbase gateway mode: CDP key name -> public key, and its tokens' lifetime
+        self.cdp_keys: dict[str, Any] = {}
+        self.cdp_token_ttl = 900.0
         self.signature_window = signature_window
         self.limits = limits or RateLimits()
         self.tokens: dict[str, Token] = {}
@@ -221,6 +224,15 @@ class Exchange:
             if not isinstance(sig, str) or not hmac.compare_digest(expected.encode(), sig.lower().encode("utf-8", "replace")):
                 raise RpcError(13004, "invalid_credentials")
             return self.issue(cid, now, connection, access, session, extra)
+        if grant == "coinbase_cdp" and self.cdp_keys:
+            from .gateway import verify_grant
+
+            name = verify_grant(params, self.cdp_keys, now)
+            if name not in self.accounts:
+                self.accounts[name] = Account(name, 10_580 + len(self.accounts), self.limits)
+            token = self.issue(name, now, connection, access, session, extra)
+            token.expires_at = now + self.cdp_token_ttl
+            return token
         if grant == "refresh_token":
             old = self.refresh_tokens.pop(str(params.get("refresh_token")), None)
             if old is None:

@@ -124,7 +124,7 @@ def _token_result(ctx: Context, token: Any, params: dict[str, Any]) -> dict[str,
     result: dict[str, Any] = {
         "enabled_features": [],
         "access_token": token.access_token,
-        "expires_in": int(ctx.config.token_ttl),
+        "expires_in": max(1, round(token.expires_at - ctx.now)),
         "refresh_token": token.refresh_token,
         "scope": token.scope,
         "token_type": "bearer",
@@ -189,6 +189,8 @@ def _subscribe(ctx: Context, params: dict[str, Any], private: bool) -> Any:
     token = ctx.session.token
     accepted: list[str] = []
     for name in names:
+        if ctx.config.gateway and len(accepted) >= ctx.config.gateway_max_channels:
+            break  # Coinbase's gateway keeps the first 32 and drops the rest, silently
         channel = parse_channel(name, ctx.exchange.instruments)
         if channel is None:
             continue  # not an error, just missing from the result (PROTOCOL.md 4.3)

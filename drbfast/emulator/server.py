@@ -85,6 +85,9 @@ class Connection(WSListener):
         self.emu = emu
         self.id = conn_id
         self.path = path
+        #: which host of Coinbase's gateway this is ("trading" or "streams"); always
+        #: "trading" outside gateway mode
+        self.role = "trading"
         self.ip = "?"
         self.transport: WSTransport | None = None
         self.client_name: str | None = None
@@ -473,6 +476,12 @@ class Emulator:
         #: requests whose handler raised something other than RpcError (bugs; answered 11094)
         self.handler_errors = 0
         self.faults = Faults(self)
+        if cfg.gateway:
+            from .gateway import allowlist_hook
+
+            self.request_hooks.append(allowlist_hook)
+            self.exchange.cdp_keys = cfg.cdp_keys
+            self.exchange.cdp_token_ttl = cfg.gateway_token_ttl
         self.port = 0
         self.ca_path: str | None = None
         self._server: asyncio.Server | None = None
@@ -499,6 +508,23 @@ class Emulator:
     def url(self) -> str:
         scheme = "wss" if self.config.tls else "ws"
         return f"{scheme}://{self._host}:{self.port}{self.config.path}"
+
+    @property
+    def streams_url(self) -> str:
+        """Gateway mode: the market-data host (``url`` is the trading host)."""
+        if not self.config.gateway:
+            raise RuntimeError("streams_url exists in gateway mode only (EmulatorConfig(gateway=True))")
+        scheme = "wss" if self.config.tls else "ws"
+        return f"{scheme}://{self._host}:{self.port}{self.config.streams_path}"
+
+    def add_cdp_key(self, kind: str = "ec") -> tuple[str, str]:
+        """Gateway mode: make a test CDP API key the gateway accepts; returns
+        ``(key_name, private_key_pem)`` for :func:`drbfast.gateway.connect_coinbase`."""
+        from .gateway import make_cdp_key
+
+        name, pem, public = make_cdp_key(kind)
+        self.config.cdp_keys[name] = public
+        return name, pem
 
     @property
     def http_url(self) -> str:
@@ -587,10 +613,14 @@ class Emulator:
     def _factory(self, request: Any) -> Connection | WSUpgradeResponseWithListener | None:
         raw = request.path
         path = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
-        if path.split("?")[0] != self.config.path:
+        where = path.split("?")[0]
+        streams = self.config.gateway and where == self.config.streams_path
+        if where != self.config.path and not streams:
             return None  # picows answers 404
         self._next_id += 1
         conn = Connection(self, self._next_id, path)
+        if streams:
+            conn.role = "streams"
         offer = request.headers.get("sec-websocket-extensions") if self.config.permessage_deflate else None
         agreed = negotiate(offer) if offer else None
         if agreed is None:
