@@ -1,10 +1,14 @@
 """CI sessions (run by .ci/run through ci/nox.sh; locally: ``pip install nox && nox``).
 
+    nox                       every session below (ci/lanes.sh: two at a time)
     nox -s tests              the README's test command on every Python 3.10-3.13 found
     nox -s tests-3.12         ... on one of them
     nox -s dist               sdist and wheel built as a user's pip builds them; the wheel
                               tested in a fresh venv without Cython, from the sdist's tests
     nox -s bench_smoke        every benchmark client completes every mode (figures not judged)
+
+Each session builds in a private copy of the source tree (.nox/SESSION/tmp/src), so
+ci/lanes.sh can run two sessions at a time on CI's two cores.
 
 A Python that is not installed is skipped with a note in nox's summary, never an error;
 one whose runtime dependencies cannot be installed is skipped with pip's reason. Nox never
@@ -16,6 +20,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -26,7 +31,7 @@ from nox.command import CommandFailed
 ROOT = Path(__file__).resolve().parent
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
-nox.options.sessions = ["tests", "dist"]
+nox.options.sessions = ["tests", "dist", "bench_smoke"]
 nox.options.default_venv_backend = "venv"
 nox.options.download_python = "never"
 # nox turns a missing interpreter into an error when CI is set; here it is a skip
@@ -55,6 +60,28 @@ def _add_pyenv_pythons() -> None:
 _add_pyenv_pythons()
 
 
+def _source_copy(session: nox.Session) -> Path:
+    """A private copy of the source tree (what git tracks, plus new files it does not
+    ignore) in the session's folder: every build writes its generated C and objects
+    there, so sessions can run side by side (ci/lanes.sh) without racing on the tree."""
+    dest = Path(session.create_tmp()).resolve() / "src"
+    shutil.rmtree(dest, ignore_errors=True)
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, check=True).stdout.decode().split("\0")
+        files = [f for f in listed if f and (ROOT / f).is_file()]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", ".nox", "build", "dist", "__pycache__"}
+        files = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file()
+                 and not skip & set(p.relative_to(ROOT).parts) and not p.relative_to(ROOT).parts[0].startswith(".venv")
+                 and p.suffix not in (".so", ".pyc") and not (p.parent.name == "drbfast" and p.suffix == ".c")]
+    for f in files:
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dest / f)
+    session.chdir(dest)
+    return dest
+
+
 def _install_runtime_or_skip(session: nox.Session) -> None:
     """Install the third-party dependencies alone first: if one of them (picows,
     pysimdjson, cryptography, ...) has no build for this Python, skip with pip's reason
@@ -70,6 +97,7 @@ def _install_runtime_or_skip(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """README: pip install -e ".[test]" && python -m pytest"""
     _install_runtime_or_skip(session)
+    _source_copy(session)
     session.install("-e", ".[test]")
     # Fail loudly if the hot path did not compile: drbfast refuses to import without it.
     session.run("python", "-c", "import sys, drbfast, drbfast._classify, drbfast._listener; "
@@ -91,7 +119,8 @@ def dist(session: nox.Session) -> None:
     out = tmp / "dist"
     shutil.rmtree(out, ignore_errors=True)
     session.install("build", "pytest", silent=True)
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "ci/tests")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "ci" / "tests"))
+    _source_copy(session)
     session.run("python", "-m", "build", "--outdir", str(out), ".")
     sdists, wheels = sorted(out.glob("*.tar.gz")), sorted(out.glob("*.whl"))
     if len(sdists) != 1 or len(wheels) != 1:
@@ -139,5 +168,6 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests", *sys.argv[1:]]))
 def bench_smoke(session: nox.Session) -> None:
     """The C server and client compile, and every benchmark client completes every
     mode against them (CI does not judge the figures)."""
+    _source_copy(session)
     session.install("-e", ".[test,bench]", silent=True)
     session.run("drbfast", "bench", "--quick")

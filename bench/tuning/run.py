@@ -7,7 +7,8 @@ Round trips are timed by the bench C server (bench/c/server.c, idle or flood mod
 side, against bench.tuning.idle_client (drbfast's FastListener on picows) or the C
 client. Configurations of one experiment run interleaved, ``--rounds`` times; a table
 shows the median over rounds of each percentile, and the spread of the p50 (min-max).
-``python`` uses the venvs ``nox -s tests`` makes (.nox/tests-3-1X); ``connections``
+``python`` uses the venvs ``nox -s tests`` makes (.nox/tests-3-1X, with the source copy
+each session built in); ``connections``
 and ``blocked`` run the emulator in a process of its own.
 """
 
@@ -35,8 +36,8 @@ RESULTS: dict[str, Any] = {}
 
 
 def pair(client: list[str], *, pin: tuple[str, str] | None = SAME, count: int, warmup: int, tls: bool = False,
-         mode: str = "idle", every: int = 100) -> dict[str, float]:
-    """One server and one client process; the server's round trips, in us."""
+         mode: str = "idle", every: int = 100, root: Path = ROOT) -> dict[str, float]:
+    """One server and one client process (run from ``root``); the server's round trips, in us."""
     server, client_exe = compile_c()
     cert, key = certificate()
     with tempfile.NamedTemporaryFile(prefix="drbfast-rtt-", suffix=".txt") as out:
@@ -56,8 +57,8 @@ def pair(client: list[str], *, pin: tuple[str, str] | None = SAME, count: int, w
             cli_cmd = [*argv, "--port", str(port)] + (["--tls", str(cert)] if tls else [])
             if pin and taskset:
                 cli_cmd = [taskset, "-c", pin[1], *cli_cmd]
-            env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-            cli = subprocess.Popen(cli_cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+            cli = subprocess.Popen(cli_cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             srv.wait(timeout=600)
             rtts = sorted(int(x) / 1000 for x in Path(out.name).read_text().split())
         finally:
@@ -166,9 +167,10 @@ def exp_python(a: argparse.Namespace) -> None:
     c = {"count": a.count, "warmup": a.warmup}
     configs: dict[str, dict[str, Any]] = {"C floor": {"client": ["C"], **c}}
     for minor in ("3.10", "3.11", "3.12", "3.13"):
-        exe = ROOT / ".nox" / f"tests-{minor.replace('.', '-')}" / "bin" / "python"
-        if exe.exists():
-            configs[f"Python {minor}, asyncio"] = {"client": py(python=str(exe)), **c}
+        venv = ROOT / ".nox" / f"tests-{minor.replace('.', '-')}"
+        exe, src = venv / "bin" / "python", venv / "tmp" / "src"  # the session's venv and its source copy
+        if exe.exists() and (src / "bench" / "tuning").is_dir():
+            configs[f"Python {minor}, asyncio"] = {"client": py(python=str(exe)), "root": src, **c}
         else:
             print(f"python: no {exe.relative_to(ROOT)}; make it with `bash ci/nox.sh -s tests-{minor}`", file=sys.stderr)
     compare("Python version, idle round trip, TCP, same core (asyncio; uvloop is not in the test venvs)", configs, a.rounds)
