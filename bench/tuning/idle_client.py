@@ -2,7 +2,7 @@
 bench server's test_requests, with one start-up setting changed at a time.
 
     python -m bench.tuning.idle_client --port P [--loop uvloop] [--transport loop]
-        [--gc default|freeze|off] [--gc-threshold N] [--heap N] [--churn N]
+        [--gc default|freeze|off] [--gc-threshold N] [--heap N] [--churn N] [--full-gc-every MS]
         [--burn thread|process] [--no-nodelay] [--tls CAFILE]
 
 --heap N keeps N long-lived container objects (an application's state: instruments,
@@ -22,6 +22,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from typing import Any
 
 import picows
@@ -40,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gc-threshold", type=int, default=0, help="generation-0 threshold (0: leave as is)")
     p.add_argument("--heap", type=int, default=0)
     p.add_argument("--churn", type=int, default=0)
+    p.add_argument("--full-gc-every", type=int, default=0, metavar="MS", help="run gc.collect() every MS milliseconds")
     p.add_argument("--burn", choices=("none", "thread", "process"), default="none",
                    help="pure-Python CPU work beside the loop: in a thread of this process, or in another process")
     p.add_argument("--no-nodelay", action="store_true", help="turn TCP_NODELAY off (picows turns it on)")
@@ -76,12 +78,27 @@ def alloc_counter() -> Any:
 
 async def churn(per_ms: int) -> None:
     """Containers made every millisecond, as a strategy's per-tick work makes them, kept
-    for 50 ms (recent ticks, a rolling window): they outlive the young generations, so
-    full collections come round, and each walks every tracked object not frozen."""
+    for 50 ms (recent ticks) and left as reference cycles (a dict that refers to itself),
+    so only the cyclic GC frees them: young collections come round as they do in an
+    application, and what survives them is promoted."""
     window: collections.deque[list[dict[str, Any]]] = collections.deque(maxlen=50)
     while True:
-        window.append([{"px": i, "qty": [i]} for i in range(per_ms)])
+        tick = []
+        for i in range(per_ms):
+            d: dict[str, Any] = {"px": i}
+            d["self"] = d
+            tick.append(d)
+        window.append(tick)
         await asyncio.sleep(0.001)
+
+
+async def full_collections(every_ms: int) -> None:
+    """A full collection every ``every_ms``: what an application's growth triggers
+    sooner or later (CPython runs one when the objects promoted since the last exceed
+    a quarter of the long-lived ones)."""
+    while True:
+        await asyncio.sleep(every_ms / 1000)
+        gc.collect()
 
 
 def burn(stop: Any) -> int:
@@ -114,8 +131,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if not done.done():
             done.set_result(None)
 
+    holder: list[FastListener] = []
+
+    def on_message(payload: bytes, binary: bool) -> None:
+        # flood mode ends with bench_end, answered with "done" (bench/c/server.c)
+        if payload.startswith(b'{"jsonrpc":"2.0","method":"bench_end"'):
+            holder[0].send(b"done")
+
     def factory() -> FastListener:
-        return FastListener(None, connected, disconnected)
+        holder.append(FastListener(on_message, connected, disconnected))
+        return holder[0]
 
     kw: dict[str, Any] = {}
     if args.transport != "default":
@@ -132,7 +157,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         gc.freeze()
     elif args.gc == "off":
         gc.disable()
+    pauses: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    started = [0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        # every collection's duration, by generation: the pause a test_request waits out
+        if phase == "start":
+            started[0] = time.perf_counter_ns()
+        else:
+            pauses[info["generation"]].append(time.perf_counter_ns() - started[0])
+
+    gc.callbacks.append(timed)
     task = asyncio.get_running_loop().create_task(churn(args.churn)) if args.churn else None
+    full = asyncio.get_running_loop().create_task(full_collections(args.full_gc_every)) if args.full_gc_every else None
     burner: threading.Thread | multiprocessing.Process | None = None
     if args.burn == "thread":
         stop: Any = threading.Event()
@@ -143,13 +180,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         burner = multiprocessing.Process(target=burn, args=(stop,), daemon=True)
         burner.start()
     await done
-    if task is not None:
-        task.cancel()
+    for t in (task, full):
+        if t is not None:
+            t.cancel()
     if burner is not None:
         stop.set()
         burner.join(5)
     return {"client": "idle_client", "transport": type(transport.underlying_transport).__module__,
-            "python": sys.version.split()[0], "heap": len(heap), "gc_collections": [s["collections"] for s in gc.get_stats()],
+            "python": sys.version.split()[0], "heap": len(heap),
+            "gc_pauses": {g: {"n": len(v), "max_ms": max(v, default=0) / 1e6, "total_ms": sum(v) / 1e6} for g, v in pauses.items()},
             "answered": listener.stats.replies_sent if isinstance(listener, FastListener) else None, "allocations": allocations[0] if allocations else None}
 
 

@@ -61,6 +61,10 @@ def pair(client: list[str], *, pin: tuple[str, str] | None = SAME, count: int, w
             cli = subprocess.Popen(cli_cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             srv.wait(timeout=600)
             rtts = sorted(int(x) / 1000 for x in Path(out.name).read_text().split())
+            try:
+                said = json.loads((cli.communicate(timeout=30)[0] or "{}").strip().splitlines()[-1])
+            except (subprocess.TimeoutExpired, ValueError, IndexError):
+                said = {}
         finally:
             for p in (cli, srv):
                 if p is not None and p.poll() is None:
@@ -72,8 +76,12 @@ def pair(client: list[str], *, pin: tuple[str, str] | None = SAME, count: int, w
     def q(f: float) -> float:
         return rtts[min(len(rtts) - 1, int(f * len(rtts)))]
 
-    return {"p50": q(0.5), "p99": q(0.99), "p99.9": q(0.999), "max": rtts[-1], "n": len(rtts),
-            "over_1ms": sum(1 for r in rtts if r > 1000)}
+    figures = {"p50": q(0.5), "p99": q(0.99), "p99.9": q(0.999), "max": rtts[-1], "n": len(rtts),
+               "over_1ms": sum(1 for r in rtts if r > 1000)}
+    for gen, p in (said.get("gc_pauses") or {}).items():  # the client's own GC timings
+        figures[f"gen{gen} GCs"] = p["n"]
+        figures[f"gen{gen} max ms"] = p["max_ms"]
+    return figures
 
 
 def compare(name: str, configs: dict[str, dict[str, Any]], rounds: int, cols: tuple[str, ...] = ("p50", "p99")) -> None:
@@ -82,11 +90,11 @@ def compare(name: str, configs: dict[str, dict[str, Any]], rounds: int, cols: tu
     for _ in range(rounds):
         for label, kw in configs.items():
             runs[label].append(pair(**kw))
-    print(f"\n### {name}\n\n| configuration | " + " | ".join(f"{c} us" if c not in ("n", "over_1ms") else c for c in cols)
+    print(f"\n### {name}\n\n| configuration | " + " | ".join(f"{c} us" if c.startswith("p") or c == "max" else c for c in cols)
           + " | p50 spread us |\n|---|" + "---:|" * (len(cols) + 1))
     table = {}
     for label, rs in runs.items():
-        med = {c: statistics.median(r[c] for r in rs) for c in cols}
+        med = {c: statistics.median(r.get(c, 0) for r in rs) for c in cols}
         spread = (min(r["p50"] for r in rs), max(r["p50"] for r in rs))
         table[label] = {**med, "p50_spread": spread, "runs": rs}
         print(f"| {label} | " + " | ".join(f"{med[c]:,.1f}" for c in cols) + f" | {spread[0]:.1f}-{spread[1]:.1f} |")
@@ -130,27 +138,25 @@ def exp_placement(a: argparse.Namespace) -> None:
 
 def exp_gc(a: argparse.Namespace) -> None:
     c = {"count": a.count * 10, "warmup": a.warmup}
-    app = ("--heap", "500000", "--churn", "200")
+    app = ("--heap", "500000", "--churn", "100")
     configs = {
-        "no application heap (the listener alone)": {"client": py(), **c},
-        "500k-object heap + churn, GC defaults": {"client": py(*app), **c},
-        "... + gc.freeze() after start-up": {"client": py(*app, "--gc", "freeze"), **c},
-        "... + gc.freeze() + gen-0 threshold 50,000": {"client": py(*app, "--gc", "freeze", "--gc-threshold", "50000"), **c},
-        "... GC disabled (reference only)": {"client": py(*app, "--gc", "off"), **c},
+        "the listener alone": {"client": py(), **c},
+        "500k-object heap + 100 cyclic dicts/ms, GC defaults": {"client": py(*app), **c},
+        "... + gen-0 threshold 50,000": {"client": py(*app, "--gc-threshold", "50000"), **c},
+        "... defaults + a full collection every 250 ms": {"client": py(*app, "--full-gc-every", "250"), **c},
+        "... + gc.freeze() after start-up": {"client": py(*app, "--full-gc-every", "250", "--gc", "freeze"), **c},
     }
-    compare("Garbage collector, idle round trip, TCP, same core", configs, a.rounds, ("p50", "p99", "p99.9", "max", "over_1ms"))
+    compare("Garbage collector, idle round trip, TCP, same core (GC pauses timed in the client with gc.callbacks)", configs,
+            a.rounds, ("p50", "p99", "p99.9", "max", "gen0 GCs", "gen0 max ms", "gen2 GCs", "gen2 max ms"))
 
 
 def exp_tcp(a: argparse.Namespace) -> None:
     c = {"count": a.count, "warmup": a.warmup}
-    f = {"count": a.count * 10, "warmup": 0, "mode": "flood"}
     configs = {
-        "idle, TCP_NODELAY on (picows' default)": {"client": py(), **c},
-        "idle, TCP_NODELAY off": {"client": py("--no-nodelay"), **c},
-        "flood (1 KB notifications, test_request every 100), TCP_NODELAY on": {"client": py(), **f},
-        "flood, TCP_NODELAY off": {"client": py("--no-nodelay"), **f},
+        "TCP_NODELAY on (picows' default, with TCP_QUICKACK)": {"client": py(), **c},
+        "TCP_NODELAY off": {"client": py("--no-nodelay"), **c},
     }
-    compare("TCP options, cross core", {k: {**v, "pin": CROSS} for k, v in configs.items()}, a.rounds, ("p50", "p99", "max"))
+    compare("TCP options, idle round trip, same core", configs, a.rounds, ("p50", "p99", "max"))
 
 
 def exp_burn(a: argparse.Namespace) -> None:
