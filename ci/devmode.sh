@@ -5,9 +5,7 @@
 # exception handler fired).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${DRBFAST_VENV:-.venv-ci}
-# shellcheck disable=SC1091
-[ -f "$VENV/bin/activate" ] && . "$VENV/bin/activate"
+# Run by the nox session "devmode" (noxfile.py), inside its venv.
 PYTHONDEVMODE=1 python -W error::ResourceWarning -m pytest -q -p no:cacheprovider \
     tests/test_session_faults.py tests/test_client.py tests/test_session.py tests/test_orders.py tests/test_gateway.py \
     tests/test_websockets.py tests/test_websockets_dropin.py tests/test_websockets_programs.py tests/websockets_upstream
