@@ -24,10 +24,15 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seconds", type=float, default=6.0, help="how long the demo runs (default 6)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat interval in seconds (default 1; the emulator's test minimum allows it)")
     p.add_argument("--no-color", action="store_true", help="plain output")
+    p.add_argument("--coinbase", action="store_true", help="the emulator in Coinbase gateway mode: two hosts, CDP JWT auth")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    if args.coinbase:
+        from .demo import run_coinbase_demo
+
+        return run_coinbase_demo(heartbeat=args.heartbeat)
     from .demo import run_demo
 
     return run_demo(seconds=args.seconds, heartbeat=args.heartbeat, color=not args.no_color)
@@ -55,6 +60,11 @@ def _add_stream(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--count", type=int, default=None, help="stop after N notifications")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate (for a local emulator with --tls)")
+    p.add_argument("--coinbase", action="store_true",
+                   help="Coinbase's Deribit gateway: market data from the streams host, user.* channels from the trading "
+                        "host, authenticated with a CDP API key: COINBASE_CDP_KEY_NAME and COINBASE_CDP_PRIVATE_KEY (or "
+                        "COINBASE_CDP_KEY_FILE). --url sets the trading host, --streams-url the streams host")
+    p.add_argument("--streams-url", help="with --coinbase: the streams host (default Coinbase's)")
     p.add_argument("--book", type=int, default=None, metavar="N", help="keep a local book for each book.* channel and print "
                    "its top N levels on every update ({\"channel\", \"data\": {\"bids\", \"asks\", \"change_id\", ...}})")
     p.set_defaults(func=_run_stream)

@@ -137,3 +137,37 @@ def run_demo(seconds: float = 6.0, heartbeat: float = 1.0, color: bool = True) -
         return asyncio.run(_demo(seconds, heartbeat, _Out(color)))
     except KeyboardInterrupt:
         return 130
+
+
+async def _coinbase_demo(heartbeat: float) -> int:
+    from .emulator import EmulatorConfig as _Config
+    from .gateway import connect_coinbase
+
+    async with Emulator(_Config(gateway=True, min_heartbeat=min(heartbeat, 1.0), record=False, tick_interval=0.05)) as emu:
+        name, pem = emu.add_cdp_key("ed25519")
+        print(f"drbfast demo --coinbase: the emulator as Coinbase's Deribit gateway, trading {emu.url}, streams {emu.streams_url}")
+        print(f"  a test CDP key {name} (Ed25519) signs a JWT for public/auth (grant coinbase_cdp); the key never leaves this process")
+        async with await connect_coinbase(name, pem, trading_url=emu.url, streams_url=emu.streams_url, heartbeat=heartbeat) as client:
+            seen: dict[str, int] = {}
+            await client.subscribe("ticker.BTC-PERPETUAL.100ms", "user.orders.BTC-PERPETUAL.raw",
+                                   callback=lambda ch, d: seen.__setitem__(ch, seen.get(ch, 0) + 1))
+            book = await client.order_book("BTC-PERPETUAL")
+            order = await client.buy("BTC-PERPETUAL", 10, price=50_000.0, post_only=True)
+            await asyncio.sleep(max(1.0, heartbeat * 2.5))
+            cancelled = await client.cancel(order.order.order_id)
+            await asyncio.sleep(0.2)
+            t, m = client.trading.stats, client.market.stats
+            print(f"  streams host: ticker x{seen.get('ticker.BTC-PERPETUAL.100ms', 0)}, local book bid {book.best_bid} ask {book.best_ask}")
+            print(f"  trading host: order {order.order.order_id} {order.order.order_state} -> {cancelled.order_state}, "
+                  f"user.orders x{seen.get('user.orders.BTC-PERPETUAL.raw', 0)}")
+            print(f"  test_requests answered: trading {t.replies_sent}/{t.test_requests}, streams {m.replies_sent}/{m.test_requests}")
+            ok = client.connected and t.replies_sent == t.test_requests and m.replies_sent == m.test_requests
+    return 0 if ok else 1
+
+
+def run_coinbase_demo(heartbeat: float = 1.0) -> int:
+    """``drbfast demo --coinbase``: both gateway hosts against the emulator."""
+    try:
+        return asyncio.run(_coinbase_demo(heartbeat))
+    except KeyboardInterrupt:
+        return 130

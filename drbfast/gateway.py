@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
+from ._book import OrderBook
 from .client import Callback, Client, Event, Overflow, Subscription, next_queued
 from .errors import ConfigurationError, SubscriptionRefused
 from .orders import Order, OrderResult
@@ -143,6 +144,11 @@ class SplitClient:
             exc.subscription = split  # type: ignore[attr-defined]
             raise exc
         return split
+
+    async def order_book(self, instrument: str, interval: str = "100ms", depth: int | None = None,
+                         on_update: Callable[[OrderBook], object] | None = None, *, group: str | None = None) -> OrderBook:
+        """:meth:`Client.order_book` on the market-data session."""
+        return await self.market.order_book(instrument, interval, depth, on_update, group=group)
 
     # Orders go to the trading session.
     async def buy(self, instrument_name: str, amount: float, **kwargs: Any) -> OrderResult:

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from .client import connect
 from .errors import AuthenticationError, DeribitError, DrbfastError, SubscriptionRefused
 from .book import parse_book_channel
-from .urls import MAINNET, TESTNET
+from .urls import COINBASE, COINBASE_STREAMS, MAINNET, TESTNET
 
 __all__ = ["run_stream"]
 
@@ -60,8 +60,16 @@ async def _stream(args: argparse.Namespace, url: str, client_id: str | None, cli
         ssl_ctx.check_hostname = False
         ssl_ctx.verify_mode = ssl.CERT_NONE
     heartbeat = args.heartbeat if args.heartbeat and args.heartbeat > 0 else None
+    client: Any
     try:
-        client = await connect(url, client_id=client_id, client_secret=client_secret, auth=args.auth, heartbeat=heartbeat, ssl=ssl_ctx)
+        if args.coinbase:
+            from .gateway import connect_coinbase
+
+            assert client_id is not None and client_secret is not None
+            client = await connect_coinbase(client_id, client_secret, trading_url=url,
+                                            streams_url=args.streams_url or COINBASE_STREAMS, heartbeat=heartbeat, ssl=ssl_ctx)
+        else:
+            client = await connect(url, client_id=client_id, client_secret=client_secret, auth=args.auth, heartbeat=heartbeat, ssl=ssl_ctx)
     except AuthenticationError as exc:
         return _fail(f"authentication failed: Deribit error {exc.code} {exc.message}")
     except (OSError, asyncio.TimeoutError) as exc:
@@ -95,7 +103,7 @@ async def _stream(args: argparse.Namespace, url: str, client_id: str | None, cli
             out.flush()
         except BrokenPipeError:
             _silence_stdout(out)
-        stats = client.stats
+        stats = client.market.stats if args.coinbase else client.stats
         await client.close()
         elapsed = time.monotonic() - t0
         print(
@@ -131,9 +139,23 @@ def _silence_stdout(out: TextIO) -> None:
 
 def run_stream(args: argparse.Namespace) -> int:
     """Run ``drbfast stream`` with parsed arguments; returns the exit status."""
-    url = args.url or (MAINNET if args.mainnet else TESTNET)
-    client_id = args.client_id or os.environ.get("DERIBIT_CLIENT_ID") or None
-    client_secret = args.client_secret or os.environ.get("DERIBIT_CLIENT_SECRET") or None
+    if args.coinbase:
+        url = args.url or COINBASE
+        client_id = os.environ.get("COINBASE_CDP_KEY_NAME") or None
+        client_secret = os.environ.get("COINBASE_CDP_PRIVATE_KEY") or None
+        key_file = os.environ.get("COINBASE_CDP_KEY_FILE")
+        if client_secret is None and key_file:
+            try:
+                with open(key_file) as f:
+                    client_secret = f.read()
+            except OSError as exc:
+                return _fail(f"cannot read COINBASE_CDP_KEY_FILE: {exc.strerror}")
+        if client_id is None or client_secret is None:
+            return _fail("--coinbase needs COINBASE_CDP_KEY_NAME and COINBASE_CDP_PRIVATE_KEY (or COINBASE_CDP_KEY_FILE)")
+    else:
+        url = args.url or (MAINNET if args.mainnet else TESTNET)
+        client_id = args.client_id or os.environ.get("DERIBIT_CLIENT_ID") or None
+        client_secret = args.client_secret or os.environ.get("DERIBIT_CLIENT_SECRET") or None
     if args.client_secret:
         print("drbfast stream: warning: --client-secret is readable by other local users (ps, /proc/PID/cmdline); "
               "set DERIBIT_CLIENT_SECRET instead", file=sys.stderr)

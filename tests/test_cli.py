@@ -180,3 +180,31 @@ async def test_stream_book_prints_the_maintained_top_of_book(emulator: Emulator)
         assert [p for p, _ in data["bids"]] == sorted((p for p, _ in data["bids"]), reverse=True)
     code, _, err = await run("stream", "book.ETH-PERPETUAL.100ms", "--url", emulator.url, "--book", "0")
     assert code == 1 and "--book" in err
+
+
+async def test_coinbase_emulator_stream_and_demo() -> None:
+    """The README's two Coinbase commands, against `drbfast emulator --coinbase`."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drbfast", "emulator", "--coinbase", "--min-heartbeat", "0.2", "--duration", "30",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        lines = [(await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode() for _ in range(5)]
+        gateway = next(line for line in lines if "Coinbase gateway" in line).split()
+        trading, streams = gateway[gateway.index("trading") + 1], gateway[gateway.index("streams") + 1]
+        key = dict(part.split("=", 1) for part in next(line for line in lines if "CDP key" in line).split()[2:])
+        assert os.stat(key["COINBASE_CDP_KEY_FILE"]).st_mode & 0o077 == 0, "the key file is private"
+        code, out, err = await run("stream", "--coinbase", "--url", trading, "--streams-url", streams, "--heartbeat", "0.2",
+                                   "ticker.BTC-PERPETUAL.100ms", "user.orders.BTC-PERPETUAL.raw", "--count", "3", env=key)
+        assert code == 0, err
+        assert [json.loads(line)["channel"] for line in out.splitlines()] == ["ticker.BTC-PERPETUAL.100ms"] * 3
+        assert "PRIVATE KEY" not in out + err
+        code, _, err = await run("stream", "--coinbase", "--url", trading, "ticker.BTC-PERPETUAL.100ms", "--count", "1",
+                                 env={"COINBASE_CDP_KEY_NAME": "", "COINBASE_CDP_KEY_FILE": ""})
+        assert code == 1 and "COINBASE_CDP_KEY_NAME" in err
+    finally:
+        proc.terminate()
+        await proc.wait()
+    code, out, err = await run("demo", "--coinbase")
+    assert code == 0, out + err
+    assert "cancelled" in out and "PRIVATE KEY" not in out + err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import asyncio
 import logging
@@ -34,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(production: ~60 s; 0 disables)")
     p.add_argument("--max-connections-per-ip", type=int, default=32,
                    help="simultaneous connections per IP before HTTP 429 (production: 32; 0 disables)")
+    p.add_argument("--coinbase", action="store_true",
+                   help="Coinbase's Deribit gateway: trading and streams hosts, CDP JWT auth; a test CDP key is made "
+                        "and its private key written to a file (path printed) for `drbfast stream --coinbase`")
     p.add_argument("--quiet", action="store_true", help="do not log what faults and limits do (closes, test_request times)")
     p.add_argument("--drop-after", type=int, default=None, metavar="N", help="fault: drop every connection after sending it N messages")
     p.add_argument("--drop-at", type=float, default=None, metavar="S", help="fault: drop every connection S seconds after it opens")
@@ -64,7 +69,20 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         idle_timeout=args.idle_timeout or None,
         max_connections_per_ip=args.max_connections_per_ip or None,
         record=False,
+        gateway=args.coinbase,
     )
+
+
+def _write_cdp_key(emu: Any) -> tuple[str, str]:
+    """A test CDP key the gateway accepts, its private key in a file only we can read."""
+    import os
+    import tempfile
+
+    name, pem = emu.add_cdp_key()
+    fd, path = tempfile.mkstemp(prefix="drbfast-cdp-", suffix=".pem")
+    with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600
+        f.write(pem)
+    return name, path
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -93,6 +111,10 @@ async def _serve(args: argparse.Namespace) -> int:
     print(f"  API key: client_id={emu.config.client_id} (secret: see --client-secret or docs)", flush=True)
     if emu.config.tls:
         print(f"  TLS: trust this CA certificate: {emu.ca_path}", flush=True)
+    if emu.config.gateway:
+        name, path = _write_cdp_key(emu)
+        print(f"  Coinbase gateway: trading {emu.url}  streams {emu.streams_url}", flush=True)
+        print(f"  CDP key: COINBASE_CDP_KEY_NAME={name} COINBASE_CDP_KEY_FILE={path}", flush=True)
     try:
         if args.duration is not None:
             try:
