@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import http
 import logging
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType, Union
 
 __all__ = ["Data", "ExtensionName", "ExtensionParameter", "LoggerLike", "Origin", "StatusLike", "Subprotocol"]
 
 Data = str | bytes
-LoggerLike = logging.Logger | logging.LoggerAdapter[Any]
+if TYPE_CHECKING:
+    LoggerLike = Union[logging.Logger, logging.LoggerAdapter[Any]]
+else:  # LoggerAdapter cannot be subscripted at run time before Python 3.11
+    LoggerLike = Union[logging.Logger, logging.LoggerAdapter]
 StatusLike = http.HTTPStatus | int
 Origin = NewType("Origin", str)
 Subprotocol = NewType("Subprotocol", str)

@@ -54,7 +54,7 @@ __all__ = [
 Data = str | bytes
 DataLike = str | bytes | bytearray | memoryview
 Marks = int | None | tuple[int | None, int | None]
-LoggerLike = logging.Logger | logging.LoggerAdapter[Any]
+from ..typing import LoggerLike  # noqa: E402
 
 #: The id of the ``public/set_heartbeat`` sent by ``connect(heartbeat=N)``. It does
 #: *not* carry the engine prefix, so its reply is an ordinary message: this module
