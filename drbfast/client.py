@@ -656,8 +656,8 @@ class Client:
                 sup.cancel()
                 try:
                     await sup
-                except BaseException:
-                    pass
+                except BaseException:  # its cancellation (or what ended it): closing either way
+                    log.debug("drbfast: supervisor ended while closing", exc_info=True)
         for task in list(self._order_tasks):
             task.cancel()
         for live in self._live_books.values():

@@ -283,6 +283,7 @@ async def test_invalid_utf8_closes_1007_after_delivering_what_came_before() -> N
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
         assert raised.value.sent is not None and raised.value.sent.code == 1007
         assert raised.value.sent.reason == "invalid start byte at position 0"
+        await asyncio.wait_for(remote.eof.wait(), TIMEOUT)  # the far end has read all we sent
     closes = [f for f in remote.frames if f.opcode.name == "CLOSE"]
     assert closes and closes[0].data[:2] == (1007).to_bytes(2, "big")
 
