@@ -167,6 +167,12 @@ async def _coinbase_demo(heartbeat: float) -> int:
 
 def run_coinbase_demo(heartbeat: float = 1.0) -> int:
     """``drbfast demo --coinbase``: both gateway hosts against the emulator."""
+    import importlib.util
+
+    if importlib.util.find_spec("cryptography") is None:
+        print("drbfast demo --coinbase: CDP keys need the cryptography package: pip install \"drbfast[coinbase]\"",
+              file=sys.stderr)
+        return 2
     try:
         return asyncio.run(_coinbase_demo(heartbeat))
     except KeyboardInterrupt:
