@@ -53,19 +53,7 @@ cdef extern from "Python.h":
     # exception it returns +-HUGE_VAL on overflow; it sets ValueError only if nothing parses.
     double PyOS_string_to_double(const char* s, char** endptr, PyObject* overflow_exception)
 
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk_id, timespec* tp)
-    int CLOCK_MONOTONIC
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+from drbfast._clock cimport now_ns
 
 
 # Statuses as BookStatus members, indexed by the C value (a tuple index, not an enum call).
