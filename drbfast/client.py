@@ -907,8 +907,9 @@ class Client:
         listener = self._listener
         if listener is None or self._buckets is None:
             return
-        st = listener.stats
-        sent = st.replies_sent + st.probes_sent
+        # Every engine public/test (test_request answer or probe) takes the next
+        # sequence number: reading it allocates nothing, unlike a stats snapshot.
+        sent = listener.sequence
         self._buckets["non_matching"].charge(count=sent - self._engine_charged)
         self._engine_charged = sent
 
