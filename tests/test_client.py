@@ -54,6 +54,24 @@ async def test_token_refresh_before_expiry() -> None:
             assert await client.call("private/get_cancel_on_disconnect") == {"scope": "connection", "enabled": False}
 
 
+@pytest.mark.parametrize("failing", [1, 2])
+async def test_refused_token_refresh_authenticates_again(failing: int) -> None:
+    """A refused refresh falls back to a fresh client_signature; if that is refused too,
+    the session stays up and tries again a few seconds later."""
+    events: list[Event] = []
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1, token_ttl=1.0)) as emu:
+        async with drbfast.connect(emu.url, on_event=events.append, **CREDS, **FAST) as client:
+            emu.faults.fail_method("public/auth", "error", code=13009, times=failing)
+            await wait_until(lambda: all(f.fired == f.times for f in emu.faults.method_faults), 5.0)
+            conn = emu.connections[-1]
+            if failing == 1:
+                await wait_until(lambda: client.stats.token_refreshes >= 1, 5.0)
+                grants = [m["params"]["grant_type"] for m in conn.received if m.get("method") == "public/auth"]
+                assert grants[:3] == ["client_signature", "refresh_token", "client_signature"]
+            assert client.connected and client.stats.reconnects == 0 and conn is emu.connections[-1]
+            assert "fatal" not in [e.kind for e in events]
+
+
 async def test_calls_and_typed_errors(emulator: Emulator) -> None:
     async with drbfast.connect(emulator.url, **FAST) as client:
         assert isinstance(await client.call("public/get_time"), int)

@@ -123,3 +123,29 @@ async def test_on_update_is_called_once_per_batch_not_per_change() -> None:
         assert calls[-1] == book.change_id
         assert len(calls) - n0 < 50, f"conflated: {len(calls) - n0} calls for 200 changes"
         assert book.bids() == gen.bids and book.asks() == gen.asks
+
+
+async def test_listener_book_reset_restarts_the_local_book() -> None:
+    """A consumer too slow for a flood: the listener drops the book's queued changes,
+    the local book waits for a fresh snapshot and is whole again after it."""
+    import time
+
+    from drbfast.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    def busy(us: float) -> None:
+        end = time.perf_counter() + us / 1e6
+        while time.perf_counter() < end:
+            pass
+
+    cfg = EmulatorConfig(min_heartbeat=0.1, tick_interval=3600, credit_cost=1)
+    async with Emulator(cfg) as emu, drbfast.connect(
+            emu.url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, heartbeat=1.0, request_timeout=5.0,
+            listener_options={"max_bytes": 4 * 1024 * 1024, "book_bytes": 256 * 1024}) as client:
+        book = await client.order_book("BTC-PERPETUAL", interval="raw", on_update=lambda b: busy(200))
+        await client.subscribe("ticker.BTC-PERPETUAL.100ms", callback=lambda ch, d: busy(200))
+        await wait_until(lambda: book.is_synced)
+        await emu.faults.flood(count=20_000, channel="book.BTC-PERPETUAL.raw", timeout=30)
+        await wait_until(lambda: client.stats.book_resets >= 1, 20)
+        await wait_until(lambda: book.is_synced and client.stats.backlog == 0, 20)
+        assert book.best_bid is not None and book.best_ask is not None
+        assert "book_dropped" in [e.kind for e in client.events]

@@ -183,3 +183,29 @@ async def test_every_typed_call_against_the_matching_emulator(emulator: Emulator
         with pytest.raises(drbfast.DeribitError) as quotes:
             await client.mass_quote([{"instrument_name": "BTC-PERPETUAL", "bid": {"price": 1.0, "amount": 10}}])
         assert quotes.value.code == 13902
+
+
+async def test_reconciliation_falls_back_to_open_orders(emulator: Emulator) -> None:
+    """A gateway without get_order_state_by_label: the open orders of the instrument
+    tell what became of the order."""
+    async with drbfast.connect(emulator.url, **CREDS, **FAST) as client:
+        emulator.faults.delay_responses(5.0)
+        emulator.faults.fail_method("private/get_order_state_by_label", "error", code=-32601)
+        handle = client.place("buy", "BTC-PERPETUAL", 10, price=45_000.0)
+        await asyncio.sleep(0.05)
+        emulator.faults.drop()
+        with pytest.raises(drbfast.ConnectionLost):
+            await asyncio.wait_for(_wait(handle), TIMEOUT)
+        assert await handle.reconciled(TIMEOUT) == "placed"
+        assert handle.order is not None and handle.order.label == handle.label
+
+
+async def test_an_order_placed_while_reconnecting_is_sent_once_the_session_is_back(emulator: Emulator) -> None:
+    async with drbfast.connect(emulator.url, **CREDS, **FAST) as client:
+        emulator.faults.drop()
+        await wait_until(lambda: not client.connected)
+        handle = client.place("buy", "BTC-PERPETUAL", 10, price=44_000.0)
+        assert not handle.sent, "nothing to write to while reconnecting"
+        result = await asyncio.wait_for(_wait(handle), TIMEOUT)
+        assert result.order.order_state == "open" and client.stats.reconnects == 1
+        assert [o.label for o in emulator.exchange.open_orders(DEMO_CLIENT_ID)] == [handle.label]
