@@ -610,9 +610,10 @@ class Client:
         """A fresh snapshot needs unsubscribe then subscribe (PROTOCOL.md 4.3); retried
         with backoff until it works or the channel is unsubscribed."""
         if channel not in self._registry:
-            self._resync.done(channel)
+            self._resync.cancel(channel)
             return
         prefix = "private" if self._creds else "public"
+        self._resync.begin(channel)
         try:
             await self._setup_call(f"{prefix}/unsubscribe", {"channels": [channel]})
             if channel in self._registry:
@@ -624,7 +625,10 @@ class Client:
             self._emit("resync_failed", channel=channel, error=str(exc), retry_in=delay)
             log.warning("drbfast: resync of %s failed (%s); retrying in %.2f s", channel, exc, delay)
             return
-        self._resync.done(channel)
+        if self._resync.done(channel, time.monotonic()):
+            # Its snapshot was dropped by the listener (or the book broke) while this
+            # attempt ran: go again.
+            self._poke()
 
     async def close(self) -> None:
         """Close the session: no reconnect; pending requests fail with ConnectionLost.
@@ -1241,7 +1245,7 @@ class Client:
         gone = self._registry.remove(sub, list(sub.channels))
         for channel in gone:
             self._books.forget(channel)
-            self._resync.done(channel)
+            self._resync.cancel(channel)
         sub._close()
         return gone
 

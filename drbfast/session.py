@@ -294,11 +294,19 @@ class SubscriptionRegistry(Generic[S]):
 
 class ResyncSchedule:
     """Book channels that need a fresh snapshot (unsubscribe + subscribe, PROTOCOL.md
-    4.3), each retried with its own backoff until it works or is cancelled."""
+    4.3), each retried with its own backoff until it works or is cancelled.
+
+    An attempt runs between :meth:`begin` and :meth:`done` (or :meth:`failed`). A
+    request made while an attempt is in flight is not lost: the snapshot that attempt
+    brings may be the very message a slow consumer's queue just dropped, so
+    :meth:`done` then schedules another attempt at once instead of forgetting the
+    channel."""
 
     def __init__(self, backoff: Callable[[], Backoff] = Backoff) -> None:
         self._make = backoff
         self._due: dict[str, tuple[float, Backoff]] = {}
+        self._running: set[str] = set()
+        self._again: set[str] = set()
 
     def __contains__(self, channel: object) -> bool:
         return channel in self._due
@@ -307,20 +315,30 @@ class ResyncSchedule:
         return len(self._due)
 
     def request(self, channel: str, now: float) -> bool:
-        """Ask for a resync now; False if one is already scheduled."""
+        """Ask for a resync now; False if one is already scheduled (if that one is in
+        flight, another follows it)."""
         if channel in self._due:
+            if channel in self._running:
+                self._again.add(channel)
             return False
         self._due[channel] = (now, self._make())
         return True
 
     def due(self, now: float) -> list[str]:
-        return [c for c, (t, _) in self._due.items() if t <= now]
+        return [c for c, (t, _) in self._due.items() if t <= now and c not in self._running]
 
     def next_due(self) -> float | None:
-        return min((t for t, _ in self._due.values()), default=None)
+        return min((t for c, (t, _) in self._due.items() if c not in self._running), default=None)
+
+    def begin(self, channel: str) -> None:
+        """An attempt for ``channel`` starts (requests from now on ask for another)."""
+        self._running.add(channel)
+        self._again.discard(channel)
 
     def failed(self, channel: str, now: float) -> float:
         """The attempt failed: schedule the next one; returns the delay."""
+        self._running.discard(channel)
+        self._again.discard(channel)
         entry = self._due.get(channel)
         if entry is None:
             return 0.0
@@ -328,11 +346,27 @@ class ResyncSchedule:
         self._due[channel] = (now + delay, entry[1])
         return delay
 
-    def done(self, channel: str) -> None:
+    def done(self, channel: str, now: float = 0.0) -> bool:
+        """The attempt worked; True if a request came during it and another attempt is
+        now due (at ``now``)."""
+        self._running.discard(channel)
+        if channel in self._again and channel in self._due:
+            self._again.discard(channel)
+            self._due[channel] = (now, self._make())
+            return True
+        self._due.pop(channel, None)
+        return False
+
+    def cancel(self, channel: str) -> None:
+        """Forget ``channel`` (unsubscribed): no attempt follows."""
+        self._running.discard(channel)
+        self._again.discard(channel)
         self._due.pop(channel, None)
 
     def clear(self) -> None:
         self._due.clear()
+        self._running.clear()
+        self._again.clear()
 
 
 # ---------------------------------------------------------------- tokens

@@ -135,6 +135,31 @@ def test_resync_schedule_retries_with_growing_delays_until_done() -> None:
     assert len(s) == 0 and s.next_due() is None
 
 
+def test_resync_requested_during_an_attempt_runs_again_after_it() -> None:
+    """The race CI caught: a slow consumer's queue dropped the snapshot a resync was
+    bringing while that resync was still in flight. The request made then must not be
+    swallowed by the attempt's success, or the local book waits forever."""
+    s = ResyncSchedule()
+    assert s.request("book.X.raw", 0.0)
+    s.begin("book.X.raw")
+    assert s.due(0.0) == [] and s.next_due() is None, "an attempt in flight is not due again"
+    assert not s.request("book.X.raw", 1.0)
+    assert s.done("book.X.raw", 2.0), "the request during the attempt asks for another"
+    assert s.due(2.0) == ["book.X.raw"]
+    s.begin("book.X.raw")
+    assert not s.done("book.X.raw", 3.0) and len(s) == 0
+    # A request before an attempt begins is the attempt itself, not another one.
+    assert s.request("book.Y.raw", 0.0) and not s.request("book.Y.raw", 0.0)
+    s.begin("book.Y.raw")
+    assert not s.done("book.Y.raw", 1.0) and "book.Y.raw" not in s
+    # Unsubscribed mid-attempt: nothing follows, even with a request pending.
+    s.request("book.Z.raw", 0.0)
+    s.begin("book.Z.raw")
+    s.request("book.Z.raw", 0.5)
+    s.cancel("book.Z.raw")
+    assert not s.done("book.Z.raw", 1.0) and len(s) == 0
+
+
 def test_token_schedule_refreshes_at_80_percent() -> None:
     t = TokenSchedule()
     t.on_auth({"access_token": "a", "refresh_token": "r", "expires_in": 100, "scope": "connection"}, now=10.0)
