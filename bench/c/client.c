@@ -49,6 +49,10 @@ int main(int argc, char **argv) {
     size_t hl = (size_t)((unsigned char *)memmem(c.rbuf, c.rlen, "\r\n\r\n", 4) + 4 - c.rbuf);
     frame_consume(&c, hl);
 
+    unsigned char ready[64];
+    size_t ready_len = frame_build(ready, 1, "ready", 5, 1);
+    conn_write_all(&c, ready, ready_len); /* the server's mode starts after it */
+
     unsigned char answer[256], done[64];
     size_t answer_len = frame_build(answer, 1, PUBLIC_TEST, strlen(PUBLIC_TEST), 1);
     size_t done_len = frame_build(done, 1, "done", 4, 1);

@@ -19,11 +19,23 @@
  *             reads slowly counts) to the moment its answer is read. After the feed, up
  *             to 2 s more for answers, then the connection is closed. The figures add
  *             test_requests sent, unanswered, and answered after more than 1 s.
+ * serve:      no feed and no test_requests: answer the client's requests (orders) for
+ *             up to --seconds S, until the client sends "done" (with --mix and --rate R,
+ *             the slow mode's paced feed and --tr-ms test_requests run beside it: orders
+ *             under a market-data flood).
  * Prints one JSON line with the figures; --out writes the round trips (ns), one a line.
+ *
+ * Every mode first serves the client's session set-up: each JSON-RPC request (hello,
+ * auth, set_heartbeat, cancel-on-disconnect, subscribe, orders, ...) is answered at once
+ * with a production-shaped result, until the client sends the text "ready" or calls
+ * public/get_time; then the mode starts, so a client's set-up is never measured. Requests
+ * during the mode are answered the same way; a public/test is a test_request's answer
+ * (and, as the bench always did, gets no reply of its own).
  */
 #include "wsbench.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -97,6 +109,141 @@ static void handshake(conn_t *c) {
     conn_write_all(c, resp, (size_t)n);
 }
 
+/* ------------------------------------------------------------ requests from the client
+ * The bench's clients send compact JSON or json.dumps' default (", " and ": "), so a key
+ * is found by its quoted name and the value after optional spaces and a colon. */
+
+static const unsigned char *json_value(const unsigned char *p, size_t n, const char *key) {
+    size_t kl = strlen(key);
+    const unsigned char *end = p + n, *q = p;
+    while (q < end) {
+        const unsigned char *k = memmem(q, (size_t)(end - q), key, kl);
+        if (!k) return NULL;
+        const unsigned char *v = k + kl;
+        while (v < end && (*v == ' ' || *v == '\t')) v++;
+        if (v < end && *v == ':') {
+            v++;
+            while (v < end && (*v == ' ' || *v == '\t')) v++;
+            return v < end ? v : NULL;
+        }
+        q = k + 1;
+    }
+    return NULL;
+}
+
+/* A string value (without quotes) into out; 0 if the key is absent or not a string. */
+static size_t json_str(const unsigned char *p, size_t n, const char *key, char *out, size_t cap) {
+    const unsigned char *v = json_value(p, n, key), *end = p + n;
+    if (!v || *v != '"') return 0;
+    v++;
+    size_t i = 0;
+    while (v < end && *v != '"' && i + 1 < cap) out[i++] = (char)*v++;
+    out[i] = 0;
+    return i;
+}
+
+/* A number's text into out ("0" if absent). */
+static void json_num(const unsigned char *p, size_t n, const char *key, char *out, size_t cap) {
+    const unsigned char *v = json_value(p, n, key), *end = p + n;
+    size_t i = 0;
+    while (v && v < end && i + 1 < cap && (isdigit(*v) || *v == '.' || *v == '-' || *v == 'e' || *v == 'E' || *v == '+'))
+        out[i++] = (char)*v++;
+    if (!i) out[i++] = '0';
+    out[i] = 0;
+}
+
+enum { C_ANSWER, C_READY, C_DONE, C_RPC, C_OTHER };
+
+static int client_kind(const unsigned char *p, size_t n) {
+    if (n == 5 && !memcmp(p, "ready", 5)) return C_READY;
+    if (n >= 4 && !memcmp(p, "done", 4)) return C_DONE;
+    char method[64];
+    if (!json_str(p, n, "\"method\"", method, sizeof method)) return C_ANSWER; /* not a request: a peer's answer */
+    if (!strcmp(method, "public/test")) return C_ANSWER;
+    if (!strcmp(method, "public/get_time")) return C_READY;
+    return C_RPC;
+}
+
+static long long g_order_seq = 3000000000LL;
+static long g_rpc_answered = 0;
+
+/* The reply to one request, framed into out (at least 4 KB); returns its length.
+ * Results are shaped as production's (tests/samples): a subscribe echoes its channels,
+ * an order is acked with the order as the matching engine would report it resting. */
+static size_t rpc_reply(const unsigned char *p, size_t n, unsigned char *out) {
+    char method[64], idtxt[32], body[3072];
+    json_str(p, n, "\"method\"", method, sizeof method);
+    json_num(p, n, "\"id\"", idtxt, sizeof idtxt);
+    long long us = (long long)(now_ns() / 1000);
+    int b = 0;
+    const char *slash = strchr(method, '/');
+    const char *verb = slash ? slash + 1 : method;
+    if (!strcmp(verb, "hello")) {
+        b = snprintf(body, sizeof body, "{\"version\":\"1.2.26\"}");
+    } else if (!strcmp(verb, "auth")) {
+        b = snprintf(body, sizeof body, "{\"token_type\":\"bearer\",\"scope\":\"connection mainaccount trade:read_write\","
+                     "\"refresh_token\":\"bench.refresh\",\"expires_in\":31536000,\"access_token\":\"bench.access\"}");
+    } else if (!strcmp(verb, "set_heartbeat") || !strcmp(verb, "enable_cancel_on_disconnect") ||
+               !strcmp(verb, "disable_cancel_on_disconnect") || !strcmp(verb, "disable_heartbeat")) {
+        b = snprintf(body, sizeof body, "\"ok\"");
+    } else if (!strcmp(verb, "subscribe") || !strcmp(verb, "unsubscribe")) {
+        const unsigned char *v = json_value(p, n, "\"channels\""), *end = p + n, *e = v;
+        if (v && *v == '[') {
+            while (e < end && *e != ']') e++;
+            if (e < end && (size_t)(e - v + 1) < sizeof body) {
+                b = (int)(e - v + 1);
+                memcpy(body, v, (size_t)b);
+            }
+        }
+        if (!b) b = snprintf(body, sizeof body, "[]");
+    } else if (!strcmp(verb, "buy") || !strcmp(verb, "sell") || !strcmp(verb, "edit")) {
+        char inst[64] = "BTC-PERPETUAL", label[72] = "", price[32], amount[32];
+        json_str(p, n, "\"instrument_name\"", inst, sizeof inst);
+        json_str(p, n, "\"label\"", label, sizeof label);
+        json_num(p, n, "\"price\"", price, sizeof price);
+        json_num(p, n, "\"amount\"", amount, sizeof amount);
+        long long oid = ++g_order_seq;
+        long long ms = us / 1000;
+        b = snprintf(body, sizeof body,
+                     "{\"trades\":[],\"order\":{\"web\":false,\"time_in_force\":\"good_til_cancelled\",\"replaced\":false,"
+                     "\"reduce_only\":false,\"price\":%s,\"post_only\":false,\"order_type\":\"limit\",\"order_state\":\"open\","
+                     "\"order_id\":\"%lld\",\"max_show\":%s,\"last_update_timestamp\":%lld,\"label\":\"%s\",\"is_rebalance\":false,"
+                     "\"is_liquidation\":false,\"instrument_name\":\"%s\",\"filled_amount\":0.0,\"direction\":\"%s\","
+                     "\"creation_timestamp\":%lld,\"average_price\":0.0,\"api\":true,\"amount\":%s}}",
+                     price, oid, amount, ms, label, inst, !strcmp(verb, "sell") ? "sell" : "buy", ms, amount);
+    } else if (!strcmp(verb, "get_time")) {
+        b = snprintf(body, sizeof body, "%lld", us / 1000);
+    } else {
+        char text[4096];
+        int t = snprintf(text, sizeof text, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"message\":\"Method not found\",\"code\":-32601},"
+                         "\"usIn\":%lld,\"usOut\":%lld,\"usDiff\":1,\"testnet\":false}", idtxt, us, us + 1);
+        g_rpc_answered++;
+        return frame_build(out, 1, text, (size_t)t, 0);
+    }
+    char text[4096];
+    int t = snprintf(text, sizeof text, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%.*s,\"usIn\":%lld,\"usOut\":%lld,\"usDiff\":1,"
+                     "\"testnet\":false}", idtxt, b, body, us, us + 1);
+    if (t < 0 || (size_t)t >= sizeof text) t = 0;
+    g_rpc_answered++;
+    return frame_build(out, 1, text, (size_t)t, 0);
+}
+
+/* Before the mode: answer the set-up until "ready" (or public/get_time). Blocking. */
+static void serve_setup(conn_t *c) {
+    int op; unsigned char *pl; size_t len, total;
+    unsigned char out[4200];
+    for (;;) {
+        if (!frame_next(c, &op, &pl, &len, &total)) die("client closed during set-up");
+        if (op == 8) die("client closed during set-up");
+        if (op == 1) {
+            int k = client_kind(pl, len);
+            if (k == C_RPC || (k == C_READY && len > 5)) conn_write_all(c, out, rpc_reply(pl, len, out));
+            if (k == C_READY) { frame_consume(c, total); return; }
+        }
+        frame_consume(c, total);
+    }
+}
+
 static void set_nonblocking(int fd, int on) {
     int fl = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
@@ -133,15 +280,20 @@ static int ob_flush(conn_t *c, outbuf_t *b) {
     return 0;
 }
 
-/* Read and time every answer that has arrived; returns -1 if the client went away. */
-static int drain_answers(conn_t *c, int64_t *pending, size_t *p_head, size_t p_tail, int64_t *rtts, size_t *n_rtt, int *done) {
+/* Read and time every answer that has arrived, queue a reply to every request on
+ * `replies`; returns -1 if the client went away. */
+static int drain_answers(conn_t *c, outbuf_t *replies, int64_t *pending, size_t *p_head, size_t p_tail, int64_t *rtts,
+                         size_t *n_rtt, int *done) {
     if (conn_poll_read(c) < 0) return -1;
     int op; unsigned char *pl; size_t len, total;
+    unsigned char out[4200];
     int64_t t = now_ns();
     while (frame_peek(c, &op, &pl, &len, &total)) {
         if (op == 1) {
-            if (len >= 4 && !memcmp(pl, "done", 4)) *done = 1;
-            else if (*p_head < p_tail) rtts[(*n_rtt)++] = t - pending[(*p_head)++];
+            int k = client_kind(pl, len);
+            if (k == C_DONE) *done = 1;
+            else if (k == C_RPC || (k == C_READY && len > 5)) ob_add(replies, out, rpc_reply(pl, len, out));
+            else if (k == C_ANSWER && *p_head < p_tail) rtts[(*n_rtt)++] = t - pending[(*p_head)++];
         } else if (op == 8) {
             frame_consume(c, total);
             return -1;
@@ -151,15 +303,15 @@ static int drain_answers(conn_t *c, int64_t *pending, size_t *p_head, size_t p_t
     return 0;
 }
 
-static void run_slow(conn_t *c, const char *mix_path, double rate, double seconds, long tr_ms, const char *out) {
-    /* The mix: one message a line, each framed once. */
-    FILE *f = fopen(mix_path, "rb");
-    if (!f) die("open --mix");
+static void run_slow(conn_t *c, const char *mode, const char *mix_path, double rate, double seconds, long tr_ms, const char *out) {
+    /* The mix: one message a line, each framed once (serve mode: none, unless given). */
+    FILE *f = mix_path ? fopen(mix_path, "rb") : NULL;
+    if (mix_path && !f) die("open --mix");
     unsigned char *frames[256];
     size_t flen[256];
     int nmix = 0;
     char line[1 << 16];
-    while (nmix < 256 && fgets(line, sizeof line, f)) {
+    while (f && nmix < 256 && fgets(line, sizeof line, f)) {
         size_t n = strlen(line);
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
         if (!n) continue;
@@ -167,24 +319,24 @@ static void run_slow(conn_t *c, const char *mix_path, double rate, double second
         flen[nmix] = frame_build(frames[nmix], 1, line, n, 0);
         nmix++;
     }
-    fclose(f);
-    if (!nmix) die("--mix is empty");
+    if (f) fclose(f);
+    if (!nmix) rate = 0;
     unsigned char tr[256];
     size_t tr_len = frame_build(tr, 1, TEST_REQUEST, strlen(TEST_REQUEST), 0);
-    long max_tr = (long)(seconds * 1000.0 / (double)tr_ms) + 16;
+    long max_tr = tr_ms > 0 ? (long)(seconds * 1000.0 / (double)tr_ms) + 16 : 16;
     int64_t *pending = calloc((size_t)max_tr, sizeof *pending);
     int64_t *rtts = calloc((size_t)max_tr, sizeof *rtts);
     size_t p_head = 0, p_tail = 0, n_rtt = 0;
     outbuf_t ob = {0};
     set_nonblocking(c->fd, 1);
     int64_t t0 = now_ns(), end = t0 + (int64_t)(seconds * 1e9), tr_ns = (int64_t)tr_ms * 1000000;
-    int64_t next_tr = t0 + tr_ns;
+    int64_t next_tr = tr_ms > 0 ? t0 + tr_ns : INT64_MAX;
     long sent = 0;
     int done = 0, gone = 0;
     for (;;) {
         int64_t now = now_ns();
         if (now < end) {
-            long due = (long)((double)(now - t0) * rate / 1e9);
+            long due = rate > 0 ? (long)((double)(now - t0) * rate / 1e9) : 0;
             while (sent < due) {
                 ob_add(&ob, frames[sent % nmix], flen[sent % nmix]);
                 sent++;
@@ -197,22 +349,25 @@ static void run_slow(conn_t *c, const char *mix_path, double rate, double second
         } else if (now > end + 2000000000LL || p_head == p_tail) {
             break;
         }
+        if (done && p_head == p_tail && ob.len == ob.off) break; /* the client finished first */
         if (ob_flush(c, &ob) < 0) { gone = 1; break; }
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
         if (ob.len) pfd.events |= POLLOUT;
         poll(&pfd, 1, 1);
-        if (drain_answers(c, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) { gone = 1; break; }
+        if (drain_answers(c, &ob, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) { gone = 1; break; }
     }
     int64_t t_end = now_ns();
     size_t over_1s = 0;
     for (size_t i = 0; i < n_rtt; i++) if (rtts[i] > 1000000000LL) over_1s++;
     for (size_t i = p_head; i < p_tail; i++) if (t_end - pending[i] > 1000000000LL) over_1s++;
     qsort(rtts, n_rtt, sizeof *rtts, cmp_i64);
-    printf("{\"mode\":\"slow\",\"n\":%zu,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,\"max_us\":%.3f,"
+    double elapsed = (double)(t_end - t0) / 1e9;
+    printf("{\"mode\":\"%s\",\"n\":%zu,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,\"max_us\":%.3f,"
            "\"rate\":%.1f,\"sent\":%ld,\"test_requests\":%zu,\"unanswered\":%zu,\"over_1s\":%zu,"
-           "\"unsent_bytes\":%zu,\"client_gone\":%d}\n",
-           n_rtt, pct(rtts, n_rtt, .5), pct(rtts, n_rtt, .9), pct(rtts, n_rtt, .99), n_rtt ? rtts[n_rtt - 1] / 1000.0 : 0,
-           (double)sent / seconds, sent, p_tail, p_tail - p_head, over_1s, ob.len - ob.off, gone);
+           "\"unsent_bytes\":%zu,\"client_gone\":%d,\"rpc_answered\":%ld}\n",
+           mode, n_rtt, pct(rtts, n_rtt, .5), pct(rtts, n_rtt, .9), pct(rtts, n_rtt, .99), n_rtt ? rtts[n_rtt - 1] / 1000.0 : 0,
+           (double)sent / (elapsed < seconds ? elapsed : seconds), sent, p_tail, p_tail - p_head, over_1s, ob.len - ob.off, gone,
+           g_rpc_answered);
     fflush(stdout);
     write_rtts(out, rtts, n_rtt);
     if (!gone && ob.len == ob.off) {
@@ -285,10 +440,15 @@ int main(int argc, char **argv) {
         if (SSL_accept(c.ssl) != 1) die("SSL_accept");
     }
     handshake(&c);
+    serve_setup(&c);
 
     if (!strcmp(mode, "slow")) {
         if (!mix || rate <= 0 || seconds <= 0 || tr_ms <= 0) die("slow mode needs --mix, --rate, --seconds, --tr-ms");
-        run_slow(&c, mix, rate, seconds, tr_ms, out);
+        run_slow(&c, mode, mix, rate, seconds, tr_ms, out);
+    }
+    if (!strcmp(mode, "serve")) {
+        if (seconds <= 0) die("serve mode needs --seconds");
+        run_slow(&c, mode, mix, mix ? rate : 0, seconds, mix ? tr_ms : 0, out);
     }
 
     /* Frames built once: the test_request, the end marker, the notification. */
@@ -315,8 +475,16 @@ int main(int argc, char **argv) {
             conn_write_all(&c, tr, tr_len);
             for (;;) {
                 if (!frame_next(&c, &op, &pl, &len, &total)) die("client closed");
+                int k = op == 1 ? client_kind(pl, len) : C_OTHER;
+                if (k == C_RPC) {
+                    unsigned char reply[4200];
+                    size_t rl = rpc_reply(pl, len, reply);
+                    frame_consume(&c, total);
+                    conn_write_all(&c, reply, rl);
+                    continue;
+                }
                 frame_consume(&c, total);
-                if (op == 1) break;
+                if (k == C_ANSWER) break;
             }
             if (i >= warmup) rtts[n_rtt++] = now_ns() - t0;
         }
@@ -347,11 +515,16 @@ int main(int argc, char **argv) {
         size_t off = 0;
         int sent_end = 0, done = 0;
         size_t end_off = 0;
+        outbuf_t replies = {0}; /* answers to requests, written between chunks */
         while (!done) {
             struct pollfd pfd = {.fd = c.fd, .events = POLLIN};
             if (!sent_end) pfd.events |= POLLOUT;
             if (!(c.ssl && SSL_pending(c.ssl))) poll(&pfd, 1, 1000);
-            if (drain_answers(&c, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) die("client closed");
+            if (drain_answers(&c, &replies, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) die("client closed");
+            if (off == 0 && replies.len) {
+                if (ob_flush(&c, &replies) < 0) die("write");
+                if (replies.len) continue;
+            }
             while (!sent_end) {
                 if (sent_chunks < chunks) {
                     ssize_t w = conn_write_some(&c, chunk + off, chunk_len - off);
@@ -363,7 +536,8 @@ int main(int argc, char **argv) {
                         sent_chunks++;
                         if (with_tr) pending[p_tail++] = now_ns();
                         /* read answers between chunks, so they are timed when they land */
-                        if (drain_answers(&c, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) die("client closed");
+                        if (drain_answers(&c, &replies, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) die("client closed");
+                        if (replies.len) break; /* flushed at the top, between chunks */
                     }
                 } else {
                     ssize_t w = conn_write_some(&c, endm + end_off, end_len - end_off);

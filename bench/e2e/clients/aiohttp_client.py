@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 
-from .common import PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
+from .common import READY, PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -17,6 +17,7 @@ async def main(args: argparse.Namespace) -> int:
     deadline = Deadline(args.deadline_s)
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url(args), ssl=ssl_context(args) or False, compress=0, max_msg_size=0, autoping=True) as ws:
+            await ws.send_str(READY)
             async for m in ws:
                 if m.type != aiohttp.WSMsgType.TEXT or deadline.expired():
                     break

@@ -1,5 +1,7 @@
 """What every benchmark client does, whatever its stack:
 
+* send ``ready`` once connected and set up (the server answers set-up requests until
+  then, and starts measuring only after it);
 * answer each ``test_request`` with a ``public/test`` request, at once;
 * hand each notification to a callback that either reads a few fields (``few``: the
   way a quoting strategy reads a book update), decodes it fully (``full``) or only parses
@@ -21,6 +23,8 @@ import sys
 import time
 from typing import Any, Callable
 
+# Sent once connected (and set up): the server starts its mode only after it.
+READY = "ready"
 PUBLIC_TEST = '{"jsonrpc":"2.0","id":%d,"method":"public/test","params":{}}'
 
 

@@ -15,7 +15,7 @@ import simdjson
 
 from drbfast import FastListener
 
-from .common import Deadline, busy, run, ssl_context, url
+from .common import READY, Deadline, busy, run, ssl_context, url
 
 
 async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
@@ -59,6 +59,7 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         return holder[0]
 
     await picows.ws_connect(factory, url(args), ssl_context=ssl_context(args))
+    holder[0].send(READY.encode())
     if args.deadline_s:
         loop.call_later(args.deadline_s, finish)
     await done

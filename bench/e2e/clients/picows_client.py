@@ -9,7 +9,7 @@ import sys
 import picows
 from picows import WSMsgType
 
-from .common import PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
+from .common import READY, PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
 
 loads = __import__(sys.argv.pop(sys.argv.index("--codec") + 1) if "--codec" in sys.argv else "json").loads
 if "--codec" in sys.argv:
@@ -57,6 +57,7 @@ class Listener(picows.WSListener):  # type: ignore[misc]
 async def main(args: argparse.Namespace) -> int:
     transport, listener = await picows.ws_connect(lambda: Listener(args.decode == "few", args.cost_us / 1e6, Deadline(args.deadline_s)),
                                                   url(args), ssl_context=ssl_context(args))
+    transport.send(WSMsgType.TEXT, READY.encode())
     await transport.wait_disconnected()
     return listener.count
 

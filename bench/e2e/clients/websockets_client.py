@@ -7,7 +7,7 @@ import sys
 
 import websockets
 
-from .common import PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
+from .common import READY, PUBLIC_TEST, Deadline, busy, few_fields, run, ssl_context, url
 
 loads = __import__(sys.argv.pop(sys.argv.index("--codec") + 1) if "--codec" in sys.argv else "json").loads
 if "--codec" in sys.argv:
@@ -20,6 +20,7 @@ async def main(args: argparse.Namespace) -> int:
     cost = args.cost_us / 1e6
     deadline = Deadline(args.deadline_s)
     async with websockets.connect(url(args), ssl=ssl_context(args), compression=None, max_size=None, max_queue=None) as ws:
+        await ws.send(READY)
         async for raw in ws:
             if deadline.expired():
                 break
