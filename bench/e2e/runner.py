@@ -2,8 +2,18 @@
 minimal C server on 127.0.0.1, over TCP and TLS, with the C client as the floor.
 
     python -m bench.e2e.runner [--quick] [--plot FILE.png] [--json FILE] [--markdown FILE]
-                               [--slow-only] [--slow-seconds S]
-    drbfast bench [--quick] [--plot FILE.png]
+                               [--results bench/RESULTS.md] [--repeat N] [--slow-only]
+                               [--no-orders] [--slow-seconds S]
+    drbfast bench [--quick] [--plot FILE.png] [any of the options above]
+
+The release figures: ``python -m bench.e2e.runner --results bench/RESULTS.md --json
+bench/build/run.json`` rewrites RESULTS.md's end-to-end part and bench/latency.png and
+bench/flood.png from the run (bench/e2e/report.py renders them; it can also re-render a
+saved JSON). Idle and few-fields throughput run --repeat times (3): the median run is
+kept, with the spread.
+
+Order round trips (bench/e2e/orders.py): send -> ack as user code sees it, idle and
+beside the paced feed with a slow consumer.
 
 The slow-consumer part (always run; alone with --slow-only): a paced feed of ~200 B
 messages at 10,000/s for --slow-seconds (30; 3 with --quick) to a consumer that spends
@@ -32,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import BUILD, certificate, compile_c, mix, payload
+from .report import finish_run, main_table, median_run, new_run, plot, slow_table, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,10 +183,21 @@ def have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def measure(quick: bool, plot_dir: Path | None) -> list[Result]:
+HEADLINE = {("idle", False, "same-core", "few", 0), ("throughput", False, "same-core", "few", 0)}
+
+
+def settings(quick: bool) -> Settings:
+    if quick:
+        return Settings(idle=300, warmup=50, throughput=5_000, flood=5_000)
+    return Settings(idle=5_000, warmup=1_000, throughput=100_000, flood=100_000)
+
+
+def measure(quick: bool, plot_dir: Path | None, repeat: int = 1) -> list[Result]:
+    """The classic modes for every client; the headline ones (idle and few-fields
+    throughput, TCP, same core) ``repeat`` times, keeping the median run and the spread."""
     server, client_exe = compile_c()
     loops = ["asyncio"] + (["uvloop"] if have("uvloop") and not quick else [])
-    s = Settings(idle=300, warmup=50, throughput=5_000, flood=5_000) if quick else Settings(idle=5_000, warmup=1_000, throughput=100_000, flood=100_000)
+    s = settings(quick)
     missing = [m for m in ("websockets", "aiohttp", "orjson") if not have(m)]
     if missing:
         raise SystemExit(f"drbfast bench: install the peers first: pip install -e \".[bench]\" (missing {', '.join(missing)})")
@@ -202,16 +224,26 @@ def measure(quick: bool, plot_dir: Path | None) -> list[Result]:
             if client.name == "C floor" and mode == "throughput" and decode == "full":
                 continue  # the floor does not decode
             rtt_file = None
-            if plot_dir is not None and mode == "idle" and not tls and placement == "same-core":
-                rtt_file = plot_dir / f"rtt-{client.label.replace(' ', '_').replace('(', '').replace(')', '')}.txt"
-            t0 = time.monotonic()
-            r = run_one(client, server=server, mode=mode, tls=tls, placement=placement, s=s, decode=decode, rtt_file=rtt_file, sndbuf=sndbuf)
-            r.figures["seconds"] = round(time.monotonic() - t0, 2)
-            if rtt_file is not None:
-                r.figures["rtt_file"] = str(rtt_file)
+            if plot_dir is not None and mode in ("idle", "flood") and not tls and placement == "same-core" and not sndbuf:
+                rtt_file = plot_dir / f"rtt-{mode}-{client.label.replace(' ', '_').replace('(', '').replace(')', '')}.txt"
+            times = repeat if (mode, tls, placement, decode, sndbuf) in HEADLINE else 1
+            runs: list[Result] = []
+            for _ in range(times):
+                t0 = time.monotonic()
+                r = run_one(client, server=server, mode=mode, tls=tls, placement=placement, s=s, decode=decode,
+                            rtt_file=rtt_file, sndbuf=sndbuf)
+                r.figures["seconds"] = round(time.monotonic() - t0, 2)
+                if rtt_file is not None:
+                    r.figures["rtt_file"] = str(rtt_file)
+                runs.append(r)
+            r = runs[0]
+            good = [x.figures for x in runs if not x.error]
+            if len(runs) > 1 and good:
+                r = Result(r.client, r.transport, r.placement, r.mode,
+                           median_run(good, "p50_us" if mode == "idle" else "rate"))
             results.append(r)
             status = r.error or ", ".join(f"{k}={v}" for k, v in r.figures.items() if k in ("p50_us", "p99_us", "rate"))
-            print(f"  {r.client:28s} {r.transport} {r.placement:10s} {r.mode:16s} {status}", file=sys.stderr, flush=True)
+            print(f"  {r.client:32s} {r.transport} {r.placement:10s} {r.mode:16s} {status}", file=sys.stderr, flush=True)
     return results
 
 
@@ -260,143 +292,64 @@ def measure_slow(quick: bool, seconds: float | None) -> list[Result]:
     return results
 
 
-def slow_table(results: list[Result]) -> str:
-    """The slow-consumer figures: test_request answers (server side) and what each
-    client delivered (drbfast's lanes: conflated, dropped, book resets)."""
-    head = ["client", "mode", "test_requests", "p50 ms", "p99 ms", "max ms", "unanswered or > 1 s", "sent",
-            "delivered", "conflated", "dropped", "book resets (changes dropped)", "peak RSS MB"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        if not r.mode.startswith(("slow-", "flood-")):
-            continue
-        f, c = r.figures, r.figures.get("client", {})
-        if r.error:
-            rows.append(f"| {r.client} | {r.mode} | error: {r.error[:80]} |" + " |" * (len(head) - 3))
-            continue
-        trs = f.get("test_requests", f.get("n", 0))
-        late = f.get("over_1s", 0)
-        rows.append("| " + " | ".join([
-            r.client, r.mode, str(trs),
-            f"{f.get('p50_us', 0) / 1000:.1f}", f"{f.get('p99_us', 0) / 1000:.1f}", f"{f.get('max_us', 0) / 1000:.1f}",
-            str(late) if "over_1s" in f else "-", f"{f.get('sent', 0):,}",
-            f"{c.get('notifications', 0):,}" if c else "-",
-            f"{c.get('conflated', 0):,}" if "conflated" in c else "-",
-            f"{c.get('dropped', 0):,}" if "dropped" in c else "-",
-            f"{c.get('book_resets', 0):,} ({c.get('book_dropped', 0):,})" if "book_resets" in c else "-",
-            f"{c.get('peak_rss_mb', 0):.0f}" if c else "-",
-        ]) + " |")
-    return "\n".join(rows)
-
-
-def _get(results: list[Result], client: str, transport: str, placement: str, mode: str) -> dict[str, Any]:
-    for r in results:
-        if (r.client, r.transport, r.placement, r.mode) == (client, transport, placement, mode) and not r.error:
-            return r.figures
-    return {}
-
-
-def table(results: list[Result]) -> str:
-    """A markdown table: latencies in us with the ratio to the C floor; rates in msg/s
-    with the ratio to websockets+orjson on the same loop."""
-    labels = list(dict.fromkeys(r.client for r in results))
-    head = ["client", "idle p50 us (x C)", "idle p99 us (x C)", "idle p50 cross-core", "thru few /s (x ws+orjson)", "thru full /s",
-            "flood p50/p99 us", "flood x-core p50/p99 us", "flood x-core 128k p50/p99 us", "TLS idle p50 (x C)", "TLS thru few /s", "TLS flood p99 us"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    c_idle = _get(results, "C floor", "tcp", "same-core", "idle")
-    c_tls = _get(results, "C floor", "tls", "same-core", "idle")
-
-    def ratio(v: float | None, base: float | None) -> str:
-        return f" ({v / base:.2f}x)" if v and base else ""
-
-    for label in labels:
-        loop = label[label.find("(") + 1:-1] if "(" in label else "asyncio"
-        ref = _get(results, f"websockets+orjson ({loop})", "tcp", "same-core", "throughput-few").get("rate")
-        idle = _get(results, label, "tcp", "same-core", "idle")
-        cross = _get(results, label, "tcp", "cross-core", "idle")
-        few = _get(results, label, "tcp", "same-core", "throughput-few")
-        full = _get(results, label, "tcp", "same-core", "throughput-full")
-        flood = _get(results, label, "tcp", "same-core", "flood")
-        xflood = _get(results, label, "tcp", "cross-core", "flood")
-        sflood = _get(results, label, "tcp", "cross-core", "flood-sndbuf128k")
-        tidle = _get(results, label, "tls", "same-core", "idle")
-        tfew = _get(results, label, "tls", "same-core", "throughput-few")
-        tflood = _get(results, label, "tls", "same-core", "flood")
-
-        def f(d: dict[str, Any], k: str, fmt: str = "{:.1f}") -> str:
-            return fmt.format(d[k]) if k in d else "-"
-
-        rows.append("| " + " | ".join([
-            label,
-            f(idle, "p50_us") + ratio(idle.get("p50_us"), c_idle.get("p50_us")),
-            f(idle, "p99_us") + ratio(idle.get("p99_us"), c_idle.get("p99_us")),
-            f(cross, "p50_us"),
-            f(few, "rate", "{:,.0f}") + ratio(few.get("rate"), ref),
-            f(full, "rate", "{:,.0f}"),
-            f(flood, "p50_us", "{:.0f}") + "/" + f(flood, "p99_us", "{:.0f}"),
-            f(xflood, "p50_us", "{:.0f}") + "/" + f(xflood, "p99_us", "{:.0f}"),
-            f(sflood, "p50_us", "{:.0f}") + "/" + f(sflood, "p99_us", "{:.0f}"),
-            f(tidle, "p50_us") + ratio(tidle.get("p50_us"), c_tls.get("p50_us")),
-            f(tfew, "rate", "{:,.0f}"),
-            f(tflood, "p99_us"),
-        ]) + " |")
-    return "\n".join(rows)
-
-
-def plot(results: list[Result], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for r in results:
-        f = r.figures.get("rtt_file")
-        if not f or not Path(f).exists():
-            continue
-        values = sorted(int(x) / 1000 for x in Path(f).read_text().split())
-        if not values:
-            continue
-        ys = [i / len(values) for i in range(len(values))]
-        style = "--" if "uvloop" in r.client else "-"
-        width = 2.5 if r.client.startswith(("drbfast", "C floor")) else 1.2
-        ax.plot(values, ys, style, label=r.client, linewidth=width)
-    ax.set_xscale("log")
-    ax.set_xlabel("test_request round trip, us (server-side, same core, TCP)")
-    ax.set_ylabel("fraction of round trips")
-    ax.set_title("Idle reply latency per client (CDF)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="drbfast bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small counts, asyncio only, no cross-core (CI smoke; figures not meaningful)")
-    p.add_argument("--plot", metavar="FILE.png", help="latency CDF per client")
-    p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
-    p.add_argument("--markdown", metavar="FILE", help="write the table as markdown")
+    p.add_argument("--plot", metavar="FILE.png", help="idle latency CDF per client (flood.png, the CDF under a flood, beside it)")
+    p.add_argument("--json", metavar="FILE", help="write the run (machine, versions, settings, every figure) as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
+    p.add_argument("--results", metavar="RESULTS.md", help="replace the generated part of this file (bench/RESULTS.md)")
+    p.add_argument("--repeat", type=int, default=None, help="runs of the headline modes (default 3; 1 with --quick)")
     p.add_argument("--slow-only", action="store_true", help="only the slow-consumer modes")
+    p.add_argument("--no-orders", action="store_true", help="skip the order round-trip modes")
     p.add_argument("--slow-seconds", type=float, help="paced feed duration (default 30; 3 with --quick)")
-    args = p.parse_args(argv)
-    plot_dir = BUILD if args.plot else None
+    args = p.parse_args(argv if argv is not None else sys.argv[1:])
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    plot_dir = BUILD if args.plot or args.results else None
+    command = "python -m bench.e2e.runner " + " ".join(argv if argv is not None else sys.argv[1:])
+    s = settings(args.quick)
+    run = new_run(command.strip(), {"idle": s.idle, "warmup": s.warmup, "throughput": s.throughput, "flood": s.flood,
+                                    "every": s.every, "repeat": repeat, "quick": args.quick})
     print(f"drbfast bench: {'quick' if args.quick else 'full'} run; server and client pinned with taskset where available", file=sys.stderr)
-    results = [] if args.slow_only else measure(args.quick, plot_dir)
-    text = "" if args.slow_only else table(results)
-    slow = measure_slow(args.quick, args.slow_seconds)
-    results += slow
-    text += ("\n\n" if text else "") + slow_table(slow)
+    results = [] if args.slow_only else measure(args.quick, plot_dir, repeat)
+    results += measure_slow(args.quick, args.slow_seconds)
+    if not args.no_orders and not args.slow_only:
+        try:
+            from .orders import measure_orders
+        except ImportError:
+            print("drbfast bench: no order round-trip modes in this checkout", file=sys.stderr)
+        else:
+            results += measure_orders(args.quick)
+    run["results"] = [r.__dict__ for r in results]
+    finish_run(run)
+    text = "\n\n".join(t for t in (main_table(run["results"]) if not args.slow_only else "", slow_table(run["results"])) if t)
+    try:
+        from .orders import orders_table
+
+        orders = [r for r in results if r.mode.startswith("orders-")]
+        if orders:
+            text += "\n\n" + orders_table(orders)
+    except ImportError:
+        pass
     print(text)
     failed = [r for r in results if r.error]
     for r in failed:
         print(f"FAILED {r.client} {r.transport} {r.placement} {r.mode}: {r.error}", file=sys.stderr)
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
+        Path(args.json).write_text(json.dumps(run, indent=1))
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
-    if args.plot and not args.slow_only:
-        plot(results, Path(args.plot))
-        print(f"drbfast bench: plot written to {args.plot}", file=sys.stderr)
+    if args.results:
+        write(run, Path(args.results))
+        print(f"drbfast bench: wrote the generated part of {args.results}", file=sys.stderr)
+    if plot_dir is not None and not args.slow_only:
+        where = Path(args.plot).parent if args.plot else Path(args.results).parent
+        where.mkdir(parents=True, exist_ok=True)
+        for path in plot(run["results"], where):
+            if args.plot and path.name == "latency.png" and Path(args.plot).name != "latency.png":
+                path.replace(args.plot)
+                path = Path(args.plot)
+            print(f"drbfast bench: plot written to {path}", file=sys.stderr)
     return 1 if failed else 0
 
 
