@@ -149,6 +149,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_nodelay:
         sock = transport.underlying_transport.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    holder[0].send(b"ready")  # the bench server starts its mode after it
     # Start-up is over: this is where an application would freeze what it built.
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
