@@ -112,6 +112,9 @@ class FastListener(WSListener):
     book_bytes: int
     slice_size: int
     lanes: bool
+    #: heartbeats and test_requests, answered by the listener, also go to ``on_message``
+    #: in the order they arrived among the other messages (the drop-in's option)
+    deliver_heartbeats: bool
     #: CLOCK_MONOTONIC ns receive time of the message being delivered (valid inside
     #: on_message; the last delivered one's afterwards; 0 before any)
     rx_ns: int
@@ -133,6 +136,7 @@ class FastListener(WSListener):
         slice_size: int = 256,
         slice_time: float = 0.0002,
         max_message_size: int = 64 * 1024 * 1024,
+        deliver_heartbeats: bool = False,
         backlog_limit: None = None,
         overflow: None = None,
     ) -> None:

@@ -211,6 +211,8 @@ cdef class FastListener(WSListener):
         readonly Py_ssize_t book_bytes
         readonly Py_ssize_t slice_size
         readonly bint lanes
+        #: heartbeats and test_requests (answered here) also go to on_message, in order
+        readonly bint deliver_heartbeats
         int64_t _slice_ns
         int64_t _batch_start
         int64_t _frame_end
@@ -249,7 +251,7 @@ cdef class FastListener(WSListener):
                  logger=None, on_drop=None, Py_ssize_t max_bytes=DEFAULT_MAX_BYTES,
                  book_bytes=None, bint lanes=True, Py_ssize_t slice_size=256,
                  double slice_time=0.0002, Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE,
-                 backlog_limit=None, overflow=None):
+                 bint deliver_heartbeats=False, backlog_limit=None, overflow=None):
         if backlog_limit is not None or overflow is not None:
             raise ConfigurationError(
                 "FastListener: backlog_limit and overflow are gone: the listener never stops "
@@ -265,6 +267,7 @@ cdef class FastListener(WSListener):
             raise ConfigurationError("book_bytes must be positive (bytes queued per book channel)")
         self.max_bytes = max_bytes
         self.lanes = lanes
+        self.deliver_heartbeats = deliver_heartbeats
         self._slice_ns = <int64_t>(slice_time * 1e9)
         self._on_message = on_message
         self._on_connected = on_connected
@@ -436,10 +439,14 @@ cdef class FastListener(WSListener):
             self._send_test()
             self.n_replies_sent += 1
             self.t_reply_sent = self._sent_at[self._seq % RTT_RING]
+            if self.deliver_heartbeats:
+                self._deliver_copy(ptr, size, &r, t)
         elif kind == K_HEARTBEAT:
             # A plain heartbeat needs no answer (PROTOCOL.md 1.7; answering costs credits).
             self.n_heartbeats += 1
             self.t_heartbeat = t
+            if self.deliver_heartbeats:
+                self._deliver_copy(ptr, size, &r, t)
         elif kind == K_TEST_REPLY:
             self.n_test_replies += 1
             self.t_test_reply = t
@@ -452,6 +459,14 @@ cdef class FastListener(WSListener):
                                      "error: %r", self.last_error_reply[:512])
         else:
             self._deliver(ptr, size, False, &r, t)
+        return 0
+
+    cdef int _deliver_copy(self, const char* ptr, Py_ssize_t size, ClassifyResult* r, int64_t t) except -1:
+        """deliver_heartbeats: the heartbeat (already answered) also goes to the hook, in
+        the order it arrived among the other messages (the ordered lane, no channel)."""
+        r.lane = L_ORDERED
+        r.chan_len = 0
+        self._deliver(ptr, size, False, r, t)
         return 0
 
     cdef int _send_test(self) except -1:

@@ -454,6 +454,35 @@ async def test_opt_in_copies_of_heartbeats_reach_recv() -> None:
             await wait_until(lambda: len(emu.connections[0].test_request_rtts_ns) == 3)
 
 
+async def test_heartbeat_copies_keep_their_place_among_messages() -> None:
+    """The copy is the frame Deribit sent, handed over where it arrived: between the
+    message before it and the one after it, however many are queued."""
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1)) as emu:
+        async with drop_in.connect(emu.url, deliver_heartbeats=True) as ws:
+            await wait_until(lambda: len(emu.connections) > 0)
+            conn = emu.connections[0]
+            for i in range(50):
+                emu.faults.send_fragmented(json.dumps({"jsonrpc": "2.0", "method": "subscription",
+                                                       "params": {"channel": "x", "data": i}}).encode(), parts=1, conn=conn)
+            await emu.faults.send_test_requests(conn, count=1)  # sent once the task has run
+            emu.faults.send_fragmented(b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"x","data":50}}',
+                                       parts=1, conn=conn)
+            got = [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(52)]
+            assert [m["params"].get("data") for m in got] == list(range(50)) + [None, 50]
+            assert got[50]["params"] == {"type": "test_request"}
+            await wait_until(lambda: len(conn.test_request_rtts_ns) == 1)
+
+
+async def test_without_the_option_heartbeats_never_reach_recv() -> None:
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1)) as emu:
+        async with drop_in.connect(emu.url) as ws:
+            await wait_until(lambda: len(emu.connections) > 0)
+            emu.faults.send_test_requests(count=3, rate_hz=50)
+            await wait_until(lambda: ws.heartbeat_stats.replies_sent == 3)
+            emu.faults.send_fragmented(b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"x","data":1}}', parts=1)
+            assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["params"]["data"] == 1
+
+
 # ------------------------------------------------------------------ backoff
 
 def test_reconnect_delays_never_overflow() -> None:

@@ -69,11 +69,6 @@ MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
 DEFAULT_MAX_QUEUE = 100_000
 DEFAULT_MAX_QUEUE_BYTES = 256 * 2**20
 USER_AGENT = "drbfast"
-#: How often ``deliver_heartbeats=True`` looks at the listener's counters (seconds).
-HEARTBEAT_POLL = 0.05
-#: The copies ``deliver_heartbeats=True`` hands to ``recv()`` (Deribit's own shapes).
-_HEARTBEAT_COPY = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"heartbeat"}}'
-_TEST_REQUEST_COPY = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'
 _NO_LIMIT = 2**62
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Headers a cross-origin redirect must not carry to the new origin.
@@ -193,7 +188,6 @@ class ClientConnection:
         self._ping_lock = asyncio.Lock()
         self._pings: set[bytes] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
         self._deliver_heartbeats = False
         self._reaper: asyncio.Task[None] | None = None
         #: round trip of the last PING answered, in seconds (keepalive or ``ping()``)
@@ -348,9 +342,8 @@ class ClientConnection:
         if self._hb_reply is not None and not self._hb_reply.done():
             self._hb_reply.set_exception(self._close_exc())
             self._hb_reply.exception()  # retrieved: connect() may already have given up
-        for task in (self._keepalive_task, self._heartbeat_task):
-            if task is not None and not task.done():
-                task.cancel()
+        if self._keepalive_task is not None and not self._keepalive_task.done():
+            self._keepalive_task.cancel()
 
     # ------------------------------------------------------------ properties
 
@@ -713,37 +706,11 @@ class ClientConnection:
         except asyncio.CancelledError:
             return
 
-    async def _copy_heartbeats(self) -> None:
-        """``deliver_heartbeats=True``: put a copy of each Deribit heartbeat and
-        test_request (already answered by the listener) in the queue, for code that
-        treats a silent ``recv()`` as a dead connection. The listener only counts
-        them, so they are noticed by looking at its counters every
-        ``HEARTBEAT_POLL`` seconds: a copy comes up to that late and, among other
-        messages, in the order it was noticed."""
-        listener = self.listener
-        if listener is None:
-            return
-        stats = listener.stats
-        heartbeats, test_requests = stats.heartbeats, stats.test_requests
-        try:
-            while not self._closed.done():
-                await asyncio.sleep(HEARTBEAT_POLL)
-                stats = listener.stats
-                for _ in range(min(stats.heartbeats - heartbeats, 100)):
-                    self._on_message(_HEARTBEAT_COPY, False)
-                for _ in range(min(stats.test_requests - test_requests, 100)):
-                    self._on_message(_TEST_REQUEST_COPY, False)
-                heartbeats, test_requests = stats.heartbeats, stats.test_requests
-        except asyncio.CancelledError:
-            return
-
     def _start(self) -> None:
         if self._closed.done():
             return
         if self.ping_interval is not None:
             self._keepalive_task = self._loop.create_task(self._keepalive())
-        if self._deliver_heartbeats:
-            self._heartbeat_task = self._loop.create_task(self._copy_heartbeats())
 
     async def __aenter__(self) -> ClientConnection:
         return self
@@ -836,9 +803,9 @@ class connect:  # noqa: N801 - the name websockets uses
     ``"pause"`` (default, as websockets) stops reading the socket until both are back
     under their low marks (test_requests are not answered meanwhile); ``"drop"``
     keeps reading and drops the oldest unread messages, counted in ``ws.dropped``.
-    ``deliver_heartbeats=True`` also hands ``recv()`` a copy of each heartbeat and
-    test_request after the listener answered it (at most ``HEARTBEAT_POLL`` late),
-    for code that treats a silent ``recv()`` as dead; ``ws.last_heartbeat`` is the
+    ``deliver_heartbeats=True`` also hands ``recv()`` each heartbeat and test_request
+    (as Deribit sent it) after the listener answered it, in the order it arrived, for
+    code that treats a silent ``recv()`` as dead; ``ws.last_heartbeat`` is the
     cheaper way to see liveness.
     """
 
@@ -1059,7 +1026,8 @@ class connect:  # noqa: N801 - the name websockets uses
             # lanes=False: websockets hands every message over in order; the drop-in
             # bounds its own queue (max_queue / max_queue_bytes).
             return FastListener(conn._on_message, conn._on_connected, conn._on_disconnected,
-                                logger=logger, max_message_size=max_size, lanes=False)
+                                logger=logger, max_message_size=max_size, lanes=False,
+                                deliver_heartbeats=conn._deliver_heartbeats)
 
         options = dict(self.kwargs)
         sock_options = {k: options.pop(k) for k in _SOCKET_KWARGS if k in options}
