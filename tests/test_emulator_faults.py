@@ -136,6 +136,48 @@ async def test_recorder_has_both_directions_in_time_order(emulator: Emulator) ->
     await c.close()
 
 
+async def test_flood_bursts_are_exact_frames_in_order(emulator: Emulator) -> None:
+    """A flood writes each burst with one system call: the client still reads each
+    message as its own frame, change_ids continuous, the test_requests where they
+    were put (after every 100th change)."""
+    c = await WsClient.open(emulator.url)
+    conn = await emulator.wait_for_connection(1)
+    task = asyncio.get_running_loop().create_task(
+        emulator.faults.flood(conn, count=1_000, test_request_every=100, channel="book.ETH-PERPETUAL.raw", timeout=TIMEOUT))
+    kinds: list[str] = []
+    ids: list[tuple[int, int]] = []
+    while len(kinds) < 1_010:
+        raw = await asyncio.wait_for(c.ws.recv(), TIMEOUT)
+        msg = json.loads(raw)
+        if msg.get("method") == "heartbeat":
+            kinds.append("tr")
+            await c.send("public/test", req_id=len(kinds))
+        elif msg["params"]["channel"] == "book.ETH-PERPETUAL.raw":
+            kinds.append("change")
+            ids.append((msg["params"]["data"]["prev_change_id"], msg["params"]["data"]["change_id"]))
+    result = await task
+    assert result.sent == 1_000 and len(result.rtts_ns) == 10
+    assert [i for i, k in enumerate(kinds) if k == "tr"] == [100 + 101 * n for n in range(10)]
+    assert all(prev == cur - 1 for prev, cur in ids) and all(a[1] == b[0] for a, b in zip(ids, ids[1:]))
+    assert conn.messages_sent >= 1_010
+
+
+async def test_flood_still_honours_a_drop_after_n_messages(emulator: Emulator) -> None:
+    """With a fault hook armed, the flood goes frame by frame so the hook sees each:
+    the socket drops after exactly the N-th message."""
+    c = await WsClient.open(emulator.url)
+    conn = await emulator.wait_for_connection(1)
+    emulator.faults.drop(conn, after_messages=250)
+    task = asyncio.get_running_loop().create_task(emulator.faults.flood(conn, count=1_000, timeout=TIMEOUT))
+    got = 0
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await c.next_message()
+            got += 1
+    await task
+    assert got == 250
+
+
 async def test_flood_measures_test_request_round_trips(emulator: Emulator) -> None:
     c = await WsClient.open(emulator.url)
     c.answer_test_requests = True

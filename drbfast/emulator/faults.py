@@ -75,32 +75,30 @@ class FloodResult:
 
 
 class _FloodFrames:
-    """~1 KB book changes serialized once; each frame gets the next change_id by
-    patching fixed-width digits in place, so ``prev_change_id`` continuity holds."""
+    """~1 KB book changes serialized once around their two change_ids; each frame is
+    the pieces joined with the next ids, so ``prev_change_id`` continuity holds and
+    every frame is valid JSON whatever the ids' width (no zero padding)."""
 
     def __init__(self, channel: str, size: int = 1000) -> None:
         levels: list[list[object]] = []
-        frame = b""
-        marker_prev, marker_cur = 111111111111, 222222222222
+        frame = ""
         while len(frame) < size:
             levels.append(["change", 86750.0 + len(levels) * 0.5, 1230.0])
             frame = json.dumps({
                 "jsonrpc": "2.0", "method": "subscription",
                 "params": {"channel": channel, "data": {
-                    "timestamp": 1790133840448, "type": "change", "prev_change_id": marker_prev,
-                    "change_id": marker_cur, "instrument_name": channel.split(".")[1] if "." in channel else channel,
-                    "bids": levels, "asks": levels}}}, separators=(",", ":")).encode()
-        self.template = bytearray(frame)
-        self.prev_at = frame.index(str(marker_prev).encode())
-        self.cur_at = frame.index(str(marker_cur).encode())
+                    "timestamp": 1790133840448, "type": "change", "prev_change_id": "@PREV@",
+                    "change_id": "@CUR@", "instrument_name": channel.split(".")[1] if "." in channel else channel,
+                    "bids": levels, "asks": levels}}}, separators=(",", ":"))
+        head, rest = frame.split('"@PREV@"')
+        mid, tail = rest.split('"@CUR@"')
+        self.head, self.mid, self.tail = head.encode(), mid.encode(), tail.encode()
         self.change_id = 300_000_000_000
 
     def next(self) -> bytes:
-        t = self.template
-        t[self.prev_at:self.prev_at + 12] = b"%012d" % self.change_id
+        prev = self.change_id
         self.change_id += 1
-        t[self.cur_at:self.cur_at + 12] = b"%012d" % self.change_id
-        return bytes(t)
+        return b"%s%d%s%d%s" % (self.head, prev, self.mid, self.change_id, self.tail)
 
 
 class ConnectionFaults:
@@ -333,12 +331,14 @@ class Faults:
                 if not c.is_open:
                     break
                 burst = min(256, count - sent)
+                out: list[bytes] = []
                 for _ in range(burst):
-                    c.send(frames.next() if frames is not None else frame)  # type: ignore[arg-type]
+                    out.append(frames.next() if frames is not None else frame)  # type: ignore[arg-type]
                     sent += 1
                     if test_request_every and sent % test_request_every == 0:
-                        c.send_test_request()
+                        out.append(c.test_request_frame())
                         trs += 1
+                c.send_many(out)
                 # Flow control, bounded by the timeout: a socket that is gone or never
                 # drains again ends the flood.
                 if not await c.writable(max(0.0, deadline - time.monotonic())):

@@ -14,10 +14,11 @@ import asyncio
 import json
 import logging
 import ssl
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from picows import (WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeResponse,
                     WSUpgradeResponseWithListener, ws_create_server)
@@ -42,6 +43,15 @@ events_log = logging.getLogger("drbfast.emulator.events")
 #: The production frames, byte for byte (PROTOCOL.md 1.1: keys in reverse order).
 TEST_REQUEST = b'{"params":{"type":"test_request"},"method":"heartbeat","jsonrpc":"2.0"}'
 HEARTBEAT = b'{"params":{"type":"heartbeat"},"method":"heartbeat","jsonrpc":"2.0"}'
+
+
+def _text_header(n: int) -> bytes:
+    """A server's (unmasked) FIN + TEXT frame header for ``n`` payload bytes (RFC 6455 5.2)."""
+    if n < 126:
+        return struct.pack("!BB", 0x81, n)
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n)
+    return struct.pack("!BBQ", 0x81, 127, n)
 
 
 def _int(value: Any) -> int:
@@ -108,6 +118,9 @@ class Connection(WSListener):
         self.messages_sent = 0
         self.messages_received = 0
         self.close_code: int | None = None
+        #: dropped by a fault: nothing more is written, even before the transport says
+        #: it is gone (picows may write straight to the socket until connection_lost)
+        self.dropped = False
         self.close_reason: str | None = None
         self.closed = asyncio.get_running_loop().create_future()
         #: frames whose handling raised (a bug; the connection keeps serving)
@@ -284,7 +297,7 @@ class Connection(WSListener):
     def send(self, payload: bytes, opcode: WSMsgType = WSMsgType.TEXT, fin: bool = True) -> None:
         """Send one frame (recorded, counted, subject to the fault hook)."""
         t = self.transport
-        if t is None or t.is_disconnected or t.is_close_frame_sent:
+        if t is None or t.is_disconnected or t.is_close_frame_sent or self.dropped:
             return
         hook = self.hook
         if hook is not None and not hook.before_send(self):
@@ -299,6 +312,26 @@ class Connection(WSListener):
         self._last_sent = time.monotonic()
         if hook is not None:
             hook.after_send(self)
+
+    def send_many(self, payloads: Sequence[bytes]) -> None:
+        """Send several TEXT messages with one write to the socket (a flood's burst:
+        one system call instead of one per frame). When something must see each
+        frame (a fault hook, the recorder, permessage-deflate) they go through
+        :meth:`send` one by one instead."""
+        t = self.transport
+        if t is None or t.is_disconnected or t.is_close_frame_sent or self.dropped:
+            return
+        if self.hook is not None or self.emu.config.record or self.deflate is not None:
+            for payload in payloads:
+                self.send(payload)
+            return
+        parts: list[bytes] = []
+        for payload in payloads:
+            parts.append(_text_header(len(payload)))
+            parts.append(payload)
+        t.underlying_transport.write(b"".join(parts))
+        self.messages_sent += len(payloads)
+        self._last_sent = time.monotonic()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket with ``code`` and ``reason`` (a clean close handshake)."""
@@ -319,12 +352,13 @@ class Connection(WSListener):
         if self.close_code is None:
             self.close_code, self.close_reason = 1006, ""
         self.emu.log_event("connection %d: dropped (no close frame, the client sees 1006)", self.id)
+        self.dropped = True
         t.underlying_transport.abort()
 
     @property
     def is_open(self) -> bool:
         t = self.transport
-        return t is not None and not t.is_disconnected
+        return t is not None and not t.is_disconnected and not self.dropped
 
     def pause_reading(self) -> None:
         """Stop reading the client's frames (they pile up in the TCP buffers)."""
@@ -378,13 +412,21 @@ class Connection(WSListener):
     def send_test_request(self, deadline: float | None = None) -> None:
         """Send one test_request now; if ``deadline`` is set and it is not answered by
         a ``public/test`` in time, close with 4000 "heartbeat close"."""
-        self._tr_seq += 1
-        seq = self._tr_seq
-        self._pending_tr.append((seq, time.perf_counter_ns()))
+        seq = self._test_request_due()
         self.send(TEST_REQUEST)
-        self.test_requests_sent += 1
         if deadline is not None:
             asyncio.get_running_loop().call_later(deadline, self._check_deadline, seq, deadline)
+
+    def test_request_frame(self) -> bytes:
+        """A test_request for :meth:`send_many`: timed and counted as sent now."""
+        self._test_request_due()
+        return TEST_REQUEST
+
+    def _test_request_due(self) -> int:
+        self._tr_seq += 1
+        self._pending_tr.append((self._tr_seq, time.perf_counter_ns()))
+        self.test_requests_sent += 1
+        return self._tr_seq
 
     def _check_deadline(self, seq: int, deadline: float) -> None:
         if self._pending_tr and self._pending_tr[0][0] <= seq:
