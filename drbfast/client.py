@@ -69,6 +69,8 @@ BookCallback = Callable[[OrderBook], object]
 # Deribit's production layout of a notification: the channel starts at a fixed offset.
 _NOTIFICATION_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
 _BOOK_PREFIX = _NOTIFICATION_PREFIX + b"book."
+#: A book channel still without its snapshot this long after a resync asks again.
+RESYNC_GRACE = 2.0
 
 
 class _LiveBook:
@@ -247,6 +249,7 @@ class Client:
         self._subs: list[Subscription] = []
         self._books = BookTracker()
         self._resync = ResyncSchedule(lambda: Backoff(initial=0.1, cap=5.0))
+        self._resynced_at: dict[str, float] = {}
         self._tokens = TokenSchedule()
         self._parser = simdjson.Parser()
         self._listener: FastListener | None = None
@@ -556,6 +559,7 @@ class Client:
                 listener.send_probe()
         if self._tokens.due(now):
             await self._refresh_token()
+        self._recheck_waiting_books(time.monotonic())
         for channel in self._resync.due(time.monotonic()):
             await self._resync_channel(channel)
         while self._to_reconcile and self._listener is not None:
@@ -625,6 +629,7 @@ class Client:
             self._emit("resync_failed", channel=channel, error=str(exc), retry_in=delay)
             log.warning("drbfast: resync of %s failed (%s); retrying in %.2f s", channel, exc, delay)
             return
+        self._resynced_at[channel] = time.monotonic()
         if self._resync.done(channel, time.monotonic()):
             # Its snapshot was dropped by the listener (or the book broke) while this
             # attempt ran: go again.
@@ -758,11 +763,19 @@ class Client:
         if channel.startswith("book."):
             # Continuity is checked on what the exchange sent, in every mode, before any
             # local queue policy.
+            waiting = channel in self._books.gapped
             if not self._books.check(channel, data):
-                if channel not in self._resync:
+                if channel in self._live_books:
+                    return  # the local book saw it first: it counted the gap and asked for the resync
+                if not waiting:
                     self._stats.book_gaps += 1
                     self._emit("book_gap", channel=channel)
                     log.warning("drbfast: %s skipped a change_id; resubscribing for a fresh snapshot", channel)
+                    self._request_resync(channel)
+                elif channel not in self._resync and time.monotonic() - self._resynced_at.get(channel, 0.0) > RESYNC_GRACE:
+                    # Changes still queued when the resubscribe's reply overtook them
+                    # (replies go first) are refused without a new resync; only a
+                    # snapshot that has not come long after the last one asks again.
                     self._request_resync(channel)
                 return
         if not self.options.lazy:
@@ -885,6 +898,28 @@ class Client:
                 fut.set_result(None)
         if live.sub is not None:
             await live.sub.unsubscribe()
+
+    def _recheck_waiting_books(self, now: float) -> None:
+        """A book channel that waits for a snapshot with no resync pending, longer than
+        RESYNC_GRACE after the last one: that snapshot never came (or was dropped before
+        the listener could say so). Ask again, even when the channel is quiet."""
+        waiting = [c for c in self._books.gapped if c not in self._live_books]
+        waiting += [c for c, live in self._live_books.items() if not live.book.is_synced and not live.book.grouped]
+        for channel in waiting:
+            if (channel in self._registry and channel not in self._resync
+                    and now - self._resynced_at.get(channel, 0.0) > RESYNC_GRACE):
+                log.warning("drbfast: %s still has no snapshot %.1f s after its resync; resubscribing again",
+                            channel, RESYNC_GRACE)
+                self._request_resync(channel)
+
+    def book_waiting(self, channel: str) -> bool:
+        """True while ``channel`` (a ``book.*`` subscription) refuses changes until a
+        fresh snapshot: after a skipped change_id or changes dropped for a slow
+        consumer, until the resubscribe's snapshot arrives."""
+        live = self._live_books.get(channel)
+        if live is not None:
+            return not live.book.is_synced
+        return channel in self._books.gapped
 
     def _request_resync(self, channel: str) -> None:
         if self._resync.request(channel, time.monotonic()):

@@ -149,3 +149,57 @@ async def test_listener_book_reset_restarts_the_local_book() -> None:
         await wait_until(lambda: book.is_synced and client.stats.backlog == 0, 20)
         assert book.best_bid is not None and book.best_ask is not None
         assert "book_dropped" in [e.kind for e in client.events]
+
+
+async def test_changes_after_a_resync_reply_before_its_snapshot_start_no_other() -> None:
+    """A resubscribe's reply can overtake book changes queued before its snapshot
+    (replies go first). Those stale changes meet a channel that waits for its snapshot:
+    they are refused without counting a gap or starting another resync (each one did),
+    and the snapshot makes the book whole."""
+    import json
+
+    from drbfast.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    channel = "book.BTC-PERPETUAL.raw"
+    cfg = EmulatorConfig(min_heartbeat=0.1, tick_interval=3600)
+    async with Emulator(cfg) as emu, drbfast.connect(
+            emu.url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, heartbeat=1.0) as client:
+        got: list[Any] = []
+        await client.subscribe(channel, callback=lambda ch, d: got.append(d))
+        await wait_until(lambda: len(got) == 1 and got[0]["type"] == "snapshot")
+        conn = emu.connections[-1]
+        emu.faults.delay_snapshots(0.5, conn)
+        emu.faults.send_fragmented(book_gap_frame(channel), parts=1, conn=conn)
+        await wait_until(lambda: conn.requests["private/subscribe"] == 2)
+        await wait_until(lambda: channel not in client._resync)  # the resync's reply is in: it is done
+        assert client.book_waiting(channel) and client.stats.book_gaps == 1
+        for i in range(30):
+            stale = {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": {
+                "type": "change", "timestamp": 1, "prev_change_id": 2 + i, "change_id": 3 + i,
+                "instrument_name": "BTC-PERPETUAL", "bids": [], "asks": []}}}
+            emu.faults.send_fragmented(json.dumps(stale).encode(), parts=1, conn=conn)
+        await wait_until(lambda: not client.book_waiting(channel))
+        assert got[-1]["type"] == "snapshot" and len(got) == 2, "nothing stale delivered"
+        assert client.stats.book_gaps == 1
+        assert conn.requests["private/unsubscribe"] == 1 and conn.requests["private/subscribe"] == 2
+
+
+async def test_a_snapshot_that_never_comes_is_asked_for_again() -> None:
+    """A resync whose snapshot does not arrive (here: held for longer than the grace)
+    is retried by the supervisor even when the channel is quiet."""
+    from drbfast.client import RESYNC_GRACE
+    from drbfast.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    channel = "book.BTC-PERPETUAL.raw"
+    async with Emulator(EmulatorConfig(min_heartbeat=0.1, tick_interval=3600)) as emu, drbfast.connect(
+            emu.url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, heartbeat=1.0) as client:
+        got: list[Any] = []
+        await client.subscribe(channel, callback=lambda ch, d: got.append(d))
+        await wait_until(lambda: len(got) == 1)
+        conn = emu.connections[-1]
+        emu.faults.delay_snapshots(60.0, conn)  # the first resync's snapshot never comes in time
+        emu.faults.send_fragmented(book_gap_frame(channel), parts=1, conn=conn)
+        await wait_until(lambda: conn.requests["private/subscribe"] == 2)
+        emu.faults.delay_snapshots(0.0, conn)
+        await wait_until(lambda: not client.book_waiting(channel), RESYNC_GRACE + TIMEOUT)
+        assert conn.requests["private/subscribe"] == 3 and got[-1]["type"] == "snapshot"

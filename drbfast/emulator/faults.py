@@ -108,6 +108,7 @@ class ConnectionFaults:
     def __init__(self) -> None:
         self.silenced = False
         self.response_delay = 0.0
+        self.snapshot_delay = 0.0
         self.drop_after_messages: int | None = None
 
     def before_send(self, conn: Connection) -> bool:
@@ -256,6 +257,11 @@ class Faults:
     def delay_responses(self, seconds: float, conn: Connection | None = None) -> None:
         """Answer every later request ``seconds`` late (0 restores)."""
         self._hook(self._conn(conn)).response_delay = seconds
+
+    def delay_snapshots(self, seconds: float, conn: Connection | None = None) -> None:
+        """Send the snapshot that follows a book subscribe ``seconds`` after its reply
+        instead of right after it (0 restores)."""
+        self._hook(self._conn(conn)).snapshot_delay = seconds
 
     def send_malformed(self, conn: Connection | None = None, payload: bytes = b'{"jsonrpc":"2.0","method":"subscription","params":{') -> None:
         """Send a TEXT frame that is not valid JSON."""

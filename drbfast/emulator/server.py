@@ -16,7 +16,7 @@ import logging
 import ssl
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
@@ -81,6 +81,7 @@ class ConnectionHook(Protocol):
     """A per-connection fault plug-in (see :mod:`.faults`)."""
 
     response_delay: float
+    snapshot_delay: float
 
     def before_send(self, conn: Connection) -> bool:
         """False: do not send this frame."""
@@ -118,6 +119,8 @@ class Connection(WSListener):
         self.messages_sent = 0
         self.messages_received = 0
         self.close_code: int | None = None
+        #: requests received on this connection, by method as sent (for tests)
+        self.requests: Counter[str] = Counter()
         #: dropped by a fault: nothing more is written, even before the transport says
         #: it is gone (picows may write straight to the socket until connection_lost)
         self.dropped = False
@@ -253,8 +256,10 @@ class Connection(WSListener):
         except ValueError:
             self.send_json({"jsonrpc": "2.0", "error": INVALID_JSON.as_error()}, usin)
             return
-        if isinstance(msg, dict) and isinstance(msg.get("method"), str) and msg["method"].endswith("public/test"):
-            self._answer_test_request()
+        if isinstance(msg, dict) and isinstance(msg.get("method"), str):
+            self.requests[msg["method"]] += 1
+            if msg["method"].endswith("public/test"):
+                self._answer_test_request()
         outcome = dispatch(self.emu, self, msg, http=False, ip=self.ip)
         self._deliver(outcome, usin)
         self.emu.publish_events()
@@ -728,6 +733,11 @@ class Emulator:
         if first is None:
             return None
         snap = first
+        delay = conn.hook.snapshot_delay if conn.hook is not None else 0.0
+        if delay > 0:
+            # A fault: the snapshot comes later than the subscribe reply (on a client,
+            # the reply may overtake changes queued before the snapshot the same way).
+            return lambda: asyncio.get_running_loop().call_later(delay, conn.send, snap) and None
         return lambda: conn.send(snap)
 
     def unsubscribe(self, session: Any, name: str) -> bool:
