@@ -25,6 +25,12 @@
  *             under a market-data flood).
  * Prints one JSON line with the figures; --out writes the round trips (ns), one a line.
  *
+ * The end marker: {"method":"bench_end"}, answered with the text "done". A client that
+ * subscribed to the channel "bench.end" (drbfast.connect, whose public API hands out
+ * subscription notifications only and sends JSON-RPC requests only) gets it as a
+ * notification on that channel instead, and answers with public/unsubscribe of it;
+ * every other client gets the same bytes as before.
+ *
  * Every mode first serves the client's session set-up: each JSON-RPC request (hello,
  * auth, set_heartbeat, cancel-on-disconnect, subscribe, orders, ...) is answered at once
  * with a production-shaped result, until the client sends the text "ready" or calls
@@ -47,6 +53,9 @@
 
 static const char TEST_REQUEST[] = "{\"params\":{\"type\":\"test_request\"},\"method\":\"heartbeat\",\"jsonrpc\":\"2.0\"}";
 static const char BENCH_END[] = "{\"jsonrpc\":\"2.0\",\"method\":\"bench_end\",\"params\":{}}";
+static const char BENCH_END_NOTE[] = "{\"jsonrpc\":\"2.0\",\"method\":\"subscription\",\"params\":{\"channel\":\"bench.end\",\"data\":{}}}";
+/* Set once the client subscribed to "bench.end" (see the header comment). */
+static int g_end_channel = 0;
 
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -152,7 +161,7 @@ static void json_num(const unsigned char *p, size_t n, const char *key, char *ou
     out[i] = 0;
 }
 
-enum { C_ANSWER, C_READY, C_DONE, C_RPC, C_OTHER };
+enum { C_ANSWER, C_READY, C_DONE, C_RPC, C_OTHER, C_DONE_RPC };
 
 static int client_kind(const unsigned char *p, size_t n) {
     if (n == 5 && !memcmp(p, "ready", 5)) return C_READY;
@@ -161,6 +170,7 @@ static int client_kind(const unsigned char *p, size_t n) {
     if (!json_str(p, n, "\"method\"", method, sizeof method)) return C_ANSWER; /* not a request: a peer's answer */
     if (!strcmp(method, "public/test")) return C_ANSWER;
     if (!strcmp(method, "public/get_time")) return C_READY;
+    if (g_end_channel && strstr(method, "/unsubscribe") && memmem(p, n, "\"bench.end\"", 11)) return C_DONE_RPC;
     return C_RPC;
 }
 
@@ -196,6 +206,7 @@ static size_t rpc_reply(const unsigned char *p, size_t n, unsigned char *out) {
             }
         }
         if (!b) b = snprintf(body, sizeof body, "[]");
+        else if (!strcmp(verb, "subscribe") && memmem(body, (size_t)b, "\"bench.end\"", 11)) g_end_channel = 1;
     } else if (!strcmp(verb, "buy") || !strcmp(verb, "sell") || !strcmp(verb, "edit")) {
         char inst[64] = "BTC-PERPETUAL", label[72] = "", price[32], amount[32];
         json_str(p, n, "\"instrument_name\"", inst, sizeof inst);
@@ -292,7 +303,10 @@ static int drain_answers(conn_t *c, outbuf_t *replies, int64_t *pending, size_t 
         if (op == 1) {
             int k = client_kind(pl, len);
             if (k == C_DONE) *done = 1;
-            else if (k == C_RPC || (k == C_READY && len > 5)) ob_add(replies, out, rpc_reply(pl, len, out));
+            else if (k == C_DONE_RPC) {
+                ob_add(replies, out, rpc_reply(pl, len, out)); /* flushed before the close */
+                *done = 1;
+            } else if (k == C_RPC || (k == C_READY && len > 5)) ob_add(replies, out, rpc_reply(pl, len, out));
             else if (k == C_ANSWER && *p_head < p_tail) rtts[(*n_rtt)++] = t - pending[(*p_head)++];
         } else if (op == 8) {
             frame_consume(c, total);
@@ -454,7 +468,8 @@ int main(int argc, char **argv) {
     /* Frames built once: the test_request, the end marker, the notification. */
     unsigned char tr[256], endm[256];
     size_t tr_len = frame_build(tr, 1, TEST_REQUEST, strlen(TEST_REQUEST), 0);
-    size_t end_len = frame_build(endm, 1, BENCH_END, strlen(BENCH_END), 0);
+    const char *end_text = g_end_channel ? BENCH_END_NOTE : BENCH_END;
+    size_t end_len = frame_build(endm, 1, end_text, strlen(end_text), 0);
     char *note = NULL;
     size_t note_n = 0;
     if (payload_path) {
@@ -552,6 +567,7 @@ int main(int argc, char **argv) {
         long sent = sent_chunks * per;
         report(mode, rtts, n_rtt, (double)sent / secs, sent, out);
         set_nonblocking(c.fd, 0);
+        if (replies.len > replies.off) conn_write_all(&c, replies.p + replies.off, replies.len - replies.off);
     }
     unsigned char closef[16];
     size_t cl = frame_build(closef, 8, "\x03\xe8", 2, 0);
