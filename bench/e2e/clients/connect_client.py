@@ -84,7 +84,11 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
             data.as_dict() if hasattr(data, "as_dict") else data.as_list()
         busy(cost)
 
-    client = await drbfast.connect(url(args), ssl=ssl_context(args), lazy=args.lazy, on_event=on_event)
+    # --lanes off (not a default row): every message delivered, to compare the Python
+    # path per message with FastListener raw's; the default lanes reset a book channel
+    # whose queued changes pass book_bytes, and no snapshot follows in the bench.
+    opts = {"lanes": False} if args.lanes == "off" else None
+    client = await drbfast.connect(url(args), ssl=ssl_context(args), lazy=args.lazy, on_event=on_event, listener_options=opts)
     try:
         await client.subscribe(*channels(), callback=on_note)
         end = await client.subscribe(END, callback=lambda channel, data: finish("end"))
