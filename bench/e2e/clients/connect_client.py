@@ -9,8 +9,10 @@ The channels are those of the messages the server sends (build.payload() and
 build.mix()), so every notification has a subscriber. Readiness: ``public/get_time``
 through ``client.call`` after subscribing. The end: this client subscribes to
 "bench.end"; the server then ends with a notification on it (instead of its
-``bench_end`` method, which the public API does not hand out) and takes its
-``public/unsubscribe`` as the "done". A close from the server ends the run too.
+``bench_end`` method, which the public API does not hand out) and takes the client's
+close as the "done" (a request would wait for rate-limit credits: the default credit
+budget charges every test_request answer, and the flood sends 1,000 in well under a
+second). A close from the server ends the run too.
 drbfast's own log lines are counted, not printed (the mix's reply with an unknown id
 logs a warning each time, and a full stderr pipe would block the client).
 """
@@ -35,11 +37,14 @@ class CountingHandler(logging.Handler):
     """Counts drbfast's log records by level instead of writing them."""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.INFO)
         self.counts: dict[str, int] = {}
+        self.first: list[str] = []  # the first few, with ms since start-up
 
     def emit(self, record: logging.LogRecord) -> None:
         self.counts[record.levelname] = self.counts.get(record.levelname, 0) + 1
+        if len(self.first) < 8:
+            self.first.append(f"{record.relativeCreated:.0f} ms {record.levelname}: {record.getMessage()[:160]}")
 
 
 def channels() -> list[str]:
@@ -91,25 +96,20 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     client = await drbfast.connect(url(args), ssl=ssl_context(args), lazy=args.lazy, on_event=on_event, listener_options=opts)
     try:
         await client.subscribe(*channels(), callback=on_note)
-        end = await client.subscribe(END, callback=lambda channel, data: finish("end"))
+        await client.subscribe(END, callback=lambda channel, data: finish("end"))
         await client.call("public/get_time")  # the server starts its mode
         if args.deadline_s:
             loop.call_later(args.deadline_s, finish, "deadline")
-        why = await done
-        if why == "end":
-            try:
-                await end.unsubscribe()  # the server's "done"
-            except drbfast.DrbfastError:
-                pass
+        await done
         s = client.stats  # before the close: the live listener's delay figures
     finally:
-        await client.close()
+        await client.close()  # after bench.end, the server's "done"
     return count, {"delivered": count, "conflated": s.conflated, "dropped": s.backlog_dropped,
                    "book_resets": s.book_resets, "book_gaps": s.book_gaps, "overflows": s.overflows,
                    "queued_bytes_peak": s.queued_bytes_peak, "delay_p50_us": s.delivery_delay_p50_ns / 1000,
                    "delay_p99_us": s.delivery_delay_p99_ns / 1000, "delay_max_us": s.delivery_delay_max_ns / 1000,
                    "messages": s.messages, "test_replies": s.replies_sent, "reconnects": s.reconnects,
-                   "orphan_replies": s.orphan_replies, "log_records": logs.counts, "lazy": args.lazy}
+                   "orphan_replies": s.orphan_replies, "timeouts": s.timeouts, "responses": s.responses, "log_records": logs.counts, "log_first": logs.first, "lazy": args.lazy}
 
 
 if __name__ == "__main__":
