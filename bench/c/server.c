@@ -306,7 +306,10 @@ static int ob_flush(conn_t *c, outbuf_t *b) {
  * `replies`; returns -1 if the client went away. */
 static int drain_answers(conn_t *c, outbuf_t *replies, int64_t *pending, size_t *p_head, size_t p_tail, int64_t *rtts,
                          size_t *n_rtt, int *done) {
-    if (conn_poll_read(c) < 0) return -1;
+    /* EOF after the end marker: a bench.end client closed (its "done"), maybe with its
+     * close frame and last answers still in the buffer: read those first. */
+    int eof = conn_poll_read(c) < 0;
+    if (eof && !g_end_sent) return -1;
     int op; unsigned char *pl; size_t len, total;
     unsigned char out[4200];
     int64_t t = now_ns();
@@ -329,6 +332,7 @@ static int drain_answers(conn_t *c, outbuf_t *replies, int64_t *pending, size_t 
         }
         frame_consume(c, total);
     }
+    if (eof) *done = 2;
     return 0;
 }
 
@@ -606,7 +610,8 @@ int main(int argc, char **argv) {
     }
     unsigned char closef[16];
     size_t cl = frame_build(closef, 8, "\x03\xe8", 2, 0);
-    conn_write_all(&c, closef, cl);
+    if (g_end_sent) conn_write_some(&c, closef, cl); /* the client closed first: it may be gone */
+    else conn_write_all(&c, closef, cl);
     if (c.ssl) SSL_shutdown(c.ssl);
     close(c.fd);
     return 0;
