@@ -25,6 +25,19 @@
  *             under a market-data flood).
  * Prints one JSON line with the figures; --out writes the round trips (ns), one a line.
  *
+ * The end marker: {"method":"bench_end"}, answered with the text "done". A client that
+ * subscribed to the channel "bench.end" (drbfast.connect, whose public API hands out
+ * subscription notifications only and cannot send the text "done") gets it as a
+ * notification on that channel instead, and answers by closing the connection (a
+ * request would wait for client-side rate-limit credits that the flood's test_request
+ * answers used up); every other client gets the same bytes as before.
+ *
+ * A book resync: during throughput and flood, a subscribe naming the payload's channel
+ * (a client that dropped book changes and resubscribes, as drbfast.connect does when
+ * its queue for a slow consumer overflows) is answered, then followed by a snapshot of
+ * that channel (the payload with "type":"snapshot"), as Deribit does; so the client
+ * recovers and goes on delivering. Clients that never resubscribe see no difference.
+ *
  * Every mode first serves the client's session set-up: each JSON-RPC request (hello,
  * auth, set_heartbeat, cancel-on-disconnect, subscribe, orders, ...) is answered at once
  * with a production-shaped result, until the client sends the text "ready" or calls
@@ -47,6 +60,14 @@
 
 static const char TEST_REQUEST[] = "{\"params\":{\"type\":\"test_request\"},\"method\":\"heartbeat\",\"jsonrpc\":\"2.0\"}";
 static const char BENCH_END[] = "{\"jsonrpc\":\"2.0\",\"method\":\"bench_end\",\"params\":{}}";
+static const char BENCH_END_NOTE[] = "{\"jsonrpc\":\"2.0\",\"method\":\"subscription\",\"params\":{\"channel\":\"bench.end\",\"data\":{}}}";
+/* Set once the client subscribed to "bench.end" (see the header comment). */
+static int g_end_channel = 0;
+static int g_end_sent = 0; /* ... and the end marker was sent: its close is the "done" */
+/* The payload's channel, quoted, and its snapshot frame (throughput/flood only). */
+static char g_book_channel[160];
+static unsigned char *g_snap = NULL;
+static size_t g_snap_len = 0;
 
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -196,6 +217,7 @@ static size_t rpc_reply(const unsigned char *p, size_t n, unsigned char *out) {
             }
         }
         if (!b) b = snprintf(body, sizeof body, "[]");
+        else if (!strcmp(verb, "subscribe") && memmem(body, (size_t)b, "\"bench.end\"", 11)) g_end_channel = 1;
     } else if (!strcmp(verb, "buy") || !strcmp(verb, "sell") || !strcmp(verb, "edit")) {
         char inst[64] = "BTC-PERPETUAL", label[72] = "", price[32], amount[32];
         json_str(p, n, "\"instrument_name\"", inst, sizeof inst);
@@ -284,7 +306,10 @@ static int ob_flush(conn_t *c, outbuf_t *b) {
  * `replies`; returns -1 if the client went away. */
 static int drain_answers(conn_t *c, outbuf_t *replies, int64_t *pending, size_t *p_head, size_t p_tail, int64_t *rtts,
                          size_t *n_rtt, int *done) {
-    if (conn_poll_read(c) < 0) return -1;
+    /* EOF after the end marker: a bench.end client closed (its "done"), maybe with its
+     * close frame and last answers still in the buffer: read those first. */
+    int eof = conn_poll_read(c) < 0;
+    if (eof && !g_end_sent) return -1;
     int op; unsigned char *pl; size_t len, total;
     unsigned char out[4200];
     int64_t t = now_ns();
@@ -292,14 +317,22 @@ static int drain_answers(conn_t *c, outbuf_t *replies, int64_t *pending, size_t 
         if (op == 1) {
             int k = client_kind(pl, len);
             if (k == C_DONE) *done = 1;
-            else if (k == C_RPC || (k == C_READY && len > 5)) ob_add(replies, out, rpc_reply(pl, len, out));
+            else if (k == C_RPC || (k == C_READY && len > 5)) {
+                ob_add(replies, out, rpc_reply(pl, len, out));
+                char method[64];
+                if (g_snap && json_str(pl, len, "\"method\"", method, sizeof method) && strstr(method, "/subscribe") &&
+                    memmem(pl, len, g_book_channel, strlen(g_book_channel)))
+                    ob_add(replies, g_snap, g_snap_len); /* the resubscribed book's snapshot */
+            }
             else if (k == C_ANSWER && *p_head < p_tail) rtts[(*n_rtt)++] = t - pending[(*p_head)++];
         } else if (op == 8) {
             frame_consume(c, total);
+            if (g_end_sent) { *done = 2; return 0; } /* a bench.end client's "done" (see the header) */
             return -1;
         }
         frame_consume(c, total);
     }
+    if (eof) *done = 2;
     return 0;
 }
 
@@ -454,7 +487,8 @@ int main(int argc, char **argv) {
     /* Frames built once: the test_request, the end marker, the notification. */
     unsigned char tr[256], endm[256];
     size_t tr_len = frame_build(tr, 1, TEST_REQUEST, strlen(TEST_REQUEST), 0);
-    size_t end_len = frame_build(endm, 1, BENCH_END, strlen(BENCH_END), 0);
+    const char *end_text = g_end_channel ? BENCH_END_NOTE : BENCH_END;
+    size_t end_len = frame_build(endm, 1, end_text, strlen(end_text), 0);
     char *note = NULL;
     size_t note_n = 0;
     if (payload_path) {
@@ -464,6 +498,20 @@ int main(int argc, char **argv) {
         note_n = fread(note, 1, 1 << 20, f);
         fclose(f);
         while (note_n && (note[note_n - 1] == '\n' || note[note_n - 1] == '\r')) note_n--;
+        /* Its snapshot (for a client that resubscribes, see the header comment). */
+        char channel[128];
+        const char *type = memmem(note, note_n, "\"type\":\"change\"", 15);
+        if (type && json_str((const unsigned char *)note, note_n, "\"channel\"", channel, sizeof channel)) {
+            snprintf(g_book_channel, sizeof g_book_channel, "\"%s\"", channel);
+            size_t head = (size_t)(type - note);
+            char *snap = malloc(note_n + 8);
+            memcpy(snap, note, head);
+            memcpy(snap + head, "\"type\":\"snapshot\"", 17);
+            memcpy(snap + head + 17, type + 15, note_n - head - 15);
+            g_snap = malloc(note_n + 32);
+            g_snap_len = frame_build(g_snap, 1, snap, note_n + 2, 0);
+            free(snap);
+        }
     }
     int64_t *rtts = calloc((size_t)(count + warmup + 16), sizeof *rtts);
     size_t n_rtt = 0;
@@ -514,6 +562,9 @@ int main(int argc, char **argv) {
         long sent_chunks = 0;
         size_t off = 0;
         int sent_end = 0, done = 0;
+        /* TLS: a write that would block must be retried with the same bytes (OpenSSL's
+         * "bad length" otherwise), so no reply goes out until the blocked chunk has. */
+        int chunk_blocked = 0;
         size_t end_off = 0;
         outbuf_t replies = {0}; /* answers to requests, written between chunks */
         while (!done) {
@@ -521,7 +572,7 @@ int main(int argc, char **argv) {
             if (!sent_end) pfd.events |= POLLOUT;
             if (!(c.ssl && SSL_pending(c.ssl))) poll(&pfd, 1, 1000);
             if (drain_answers(&c, &replies, pending, &p_head, p_tail, rtts, &n_rtt, &done) < 0) die("client closed");
-            if (off == 0 && replies.len) {
+            if (off == 0 && !chunk_blocked && replies.len) {
                 if (ob_flush(&c, &replies) < 0) die("write");
                 if (replies.len) continue;
             }
@@ -529,6 +580,7 @@ int main(int argc, char **argv) {
                 if (sent_chunks < chunks) {
                     ssize_t w = conn_write_some(&c, chunk + off, chunk_len - off);
                     if (w < 0) die("write");
+                    chunk_blocked = w == 0;
                     if (w == 0) break;
                     off += (size_t)w;
                     if (off == chunk_len) {
@@ -544,7 +596,10 @@ int main(int argc, char **argv) {
                     if (w < 0) die("write");
                     if (w == 0) break;
                     end_off += (size_t)w;
-                    if (end_off == end_len) sent_end = 1;
+                    if (end_off == end_len) {
+                        sent_end = 1;
+                        g_end_sent = g_end_channel;
+                    }
                 }
             }
         }
@@ -555,7 +610,8 @@ int main(int argc, char **argv) {
     }
     unsigned char closef[16];
     size_t cl = frame_build(closef, 8, "\x03\xe8", 2, 0);
-    conn_write_all(&c, closef, cl);
+    if (g_end_sent) conn_write_some(&c, closef, cl); /* the client closed first: it may be gone */
+    else conn_write_all(&c, closef, cl);
     if (c.ssl) SSL_shutdown(c.ssl);
     close(c.fd);
     return 0;

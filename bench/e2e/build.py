@@ -46,26 +46,32 @@ def certificate() -> tuple[Path, Path]:
 
 
 def payload(size: int = 1000) -> Path:
-    """A ~1 KB book notification built from a live sample (levels repeated)."""
+    """A ~1 KB book notification built from a live sample (levels repeated). The server
+    sends it over and over, so its ``prev_change_id`` is its own ``change_id``: each
+    copy continues the one before, and a client that checks book continuity (as
+    ``drbfast.connect`` does) delivers every one instead of resyncing after the first.
+    Rebuilt when this changes."""
     path = BUILD / "book_1k.json"
-    if not path.exists():
-        BUILD.mkdir(exist_ok=True)
-        src = SAMPLES / "sub_book_change_live.json"
-        msg = json.loads(src.read_text()) if src.exists() else {
-            "jsonrpc": "2.0", "method": "subscription",
-            "params": {"channel": "book.BTC-PERPETUAL.100ms", "data": {"timestamp": 1, "type": "change", "prev_change_id": 1,
-                                                                      "change_id": 2, "instrument_name": "BTC-PERPETUAL", "bids": [], "asks": []}}}
-        data = msg["params"]["data"]
-        data.setdefault("bids", [])
-        data.setdefault("asks", [])
-        if not data["bids"]:
-            data["bids"].append(["change", 86750.0, 1230.0])
-        i = 0
-        while len(json.dumps(msg, separators=(",", ":"))) < size:
-            side = data["bids"] if i % 2 == 0 else data["asks"]
-            side.append(["change", round(86750.0 + (i if side is data["asks"] else -i) * 0.5, 1), float(100 + i * 10)])
-            i += 1
-        path.write_text(json.dumps(msg, separators=(",", ":")))
+    BUILD.mkdir(exist_ok=True)
+    src = SAMPLES / "sub_book_change_live.json"
+    msg = json.loads(src.read_text()) if src.exists() else {
+        "jsonrpc": "2.0", "method": "subscription",
+        "params": {"channel": "book.BTC-PERPETUAL.100ms", "data": {"timestamp": 1, "type": "change", "prev_change_id": 1,
+                                                                  "change_id": 2, "instrument_name": "BTC-PERPETUAL", "bids": [], "asks": []}}}
+    data = msg["params"]["data"]
+    data.setdefault("bids", [])
+    data.setdefault("asks", [])
+    if not data["bids"]:
+        data["bids"].append(["change", 86750.0, 1230.0])
+    data["prev_change_id"] = data["change_id"]
+    i = 0
+    while len(json.dumps(msg, separators=(",", ":"))) < size:
+        side = data["bids"] if i % 2 == 0 else data["asks"]
+        side.append(["change", round(86750.0 + (i if side is data["asks"] else -i) * 0.5, 1), float(100 + i * 10)])
+        i += 1
+    text = json.dumps(msg, separators=(",", ":"))
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
     return path
 
 
@@ -86,7 +92,8 @@ def mix() -> Path:
     ticker = {"timestamp": 1764547200000, "instrument_name": "BTC-PERPETUAL", "best_bid_price": 86750.0,
               "best_ask_price": 86750.5, "best_bid_amount": 1230.0, "best_ask_amount": 400.0, "mark_price": 86751.1,
               "index_price": 86740.2}
-    book = {"type": "change", "timestamp": 1764547200000, "prev_change_id": 1, "change_id": 2,
+    # prev_change_id == change_id: the cycled copies continue each other (see payload())
+    book = {"type": "change", "timestamp": 1764547200000, "prev_change_id": 2, "change_id": 2,
             "instrument_name": "ETH-PERPETUAL", "bids": [["change", 3050.5, 12000.0]], "asks": [["delete", 3051.0, 0.0]]}
     order = {"order_id": "ETH-123456789", "order_state": "open", "instrument_name": "ETH-PERPETUAL", "price": 3050.5,
              "amount": 100.0, "filled_amount": 0.0, "direction": "buy", "label": "q1"}

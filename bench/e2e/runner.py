@@ -62,9 +62,17 @@ def clients(loops: list[str], client_exe: Path) -> list[Client]:
     out = [Client("C floor", (str(client_exe),))]
     py = sys.executable
     mods = [
+        # What users import, default options: drbfast.connect + subscribe(callback=),
+        # and the drop-in websockets (the same user code as the websockets rows).
+        ("drbfast.connect", "bench.e2e.clients.connect_client", ()),
+        ("drbfast.connect lazy", "bench.e2e.clients.connect_client", ("--lazy",)),
+        ("drbfast.websockets+orjson", "bench.e2e.clients.dropin_client", ("--codec", "orjson")),
+        ("drbfast.websockets+json", "bench.e2e.clients.dropin_client", ("--codec", "json")),
+        # The engine's own ceiling: FastListener with a hand-written simdjson hook.
         # lanes off: every message delivered, as the peers do (with the lanes, a book
         # flood that outruns the consumer is reset, and a rate would count skipped work)
-        ("drbfast", "bench.e2e.clients.drbfast_client", ("--lanes", "off")),
+        ("FastListener raw", "bench.e2e.clients.drbfast_client", ("--lanes", "off")),
+        ("picows+simdjson", "bench.e2e.clients.picows_client", ("--codec", "simdjson")),
         ("picows+orjson", "bench.e2e.clients.picows_client", ("--codec", "orjson")),
         ("picows+json", "bench.e2e.clients.picows_client", ("--codec", "json")),
         ("websockets+orjson", "bench.e2e.clients.websockets_client", ("--codec", "orjson")),
@@ -257,6 +265,8 @@ FLOOD_SLOW_EVERY = 200
 def slow_clients(client_exe: Path) -> list[Client]:
     py = sys.executable
     return [
+        Client("drbfast.connect", (py, "-m", "bench.e2e.clients.connect_client", "--loop", "asyncio"), "asyncio"),
+        Client("drbfast.websockets+json", (py, "-m", "bench.e2e.clients.dropin_client", "--codec", "json", "--loop", "asyncio"), "asyncio"),
         Client("drbfast", (py, "-m", "bench.e2e.clients.drbfast_client", "--loop", "asyncio"), "asyncio"),
         Client("drbfast lanes=False", (py, "-m", "bench.e2e.clients.drbfast_client", "--lanes", "off", "--loop", "asyncio"), "asyncio"),
         Client("websockets+json", (py, "-m", "bench.e2e.clients.websockets_client", "--codec", "json", "--loop", "asyncio"), "asyncio"),

@@ -37,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cost-us", type=float, default=0.0, help="busy time per notification")
     p.add_argument("--deadline-s", type=float, default=0.0, help="stop consuming after this long (0: never)")
     p.add_argument("--lanes", choices=("on", "off"), default="on", help="drbfast: FastListener(lanes=...)")
+    p.add_argument("--lazy", action="store_true", help="drbfast.connect(lazy=True)")
     return p.parse_args()
 
 

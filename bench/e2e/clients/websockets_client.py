@@ -1,9 +1,11 @@
-"""`websockets` (asyncio client) with json or orjson: ``python -m ... --codec json``."""
+"""`websockets` (asyncio client) with json or orjson: ``python -m ... --codec json``.
+``consume`` is the user code; dropin_client.py runs the same code on drbfast.websockets."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from types import ModuleType
 
 import websockets
 
@@ -14,7 +16,7 @@ if "--codec" in sys.argv:
     sys.argv.remove("--codec")
 
 
-async def main(args: argparse.Namespace) -> int:
+async def consume(websockets: ModuleType, args: argparse.Namespace) -> int:
     count = 0
     ids = 0
     cost = args.cost_us / 1e6
@@ -38,6 +40,10 @@ async def main(args: argparse.Namespace) -> int:
                     few_fields(msg)
                 busy(cost)
     return count
+
+
+async def main(args: argparse.Namespace) -> int:
+    return await consume(websockets, args)
 
 
 if __name__ == "__main__":
