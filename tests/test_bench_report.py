@@ -12,8 +12,8 @@ import pytest
 report = pytest.importorskip("bench.e2e.report")
 
 
-def row(client: str, mode: str, transport: str = "tcp", placement: str = "same-core", **figures: Any) -> dict[str, Any]:
-    return {"client": client, "transport": transport, "placement": placement, "mode": mode, "figures": figures, "error": None}
+def row(label: str, mode: str, transport: str = "tcp", placement: str = "same-core", **figures: Any) -> dict[str, Any]:
+    return {"client": label, "transport": transport, "placement": placement, "mode": mode, "figures": figures, "error": None}
 
 
 def run_of(results: list[dict[str, Any]], repeat: int = 3) -> dict[str, Any]:
@@ -33,7 +33,8 @@ RESULTS = [
     row("websockets+json (asyncio)", "idle", p50_us=60.0, p99_us=120.0),
     row("aiohttp+json (asyncio)", "idle", p50_us=15.0, p99_us=100.0),
     row("websockets+orjson (asyncio)", "throughput-few", rate=100_000.0),
-    row("drbfast.connect lazy (asyncio)", "throughput-few", rate=300_000.0),
+    row("drbfast.connect lazy lanes=False (asyncio)", "throughput-few", rate=300_000.0, sent=100, client={"notifications": 100}),
+    row("drbfast.connect (asyncio)", "throughput-few", rate=500_000.0, sent=1000, client={"notifications": 10}),
     row("websockets+json (asyncio)", "flood", p50_us=90_000.0, p99_us=120_000.0),
     {**row("picows+json (asyncio)", "flood"), "error": "timed out"},
 ]
@@ -51,7 +52,7 @@ def test_targets_are_computed_from_the_figures_and_say_when_missing() -> None:
     assert target(RESULTS, "drbfast.connect: idle 3.5x lower than websockets+json (asyncio)")[1:] == ("8.0x", True)
     assert target(RESULTS, "drbfast.connect: idle 2.8x lower than aiohttp+json (asyncio)")[1:] == ("2.0x", False)
     assert target(RESULTS, "drbfast.connect: idle p99 within 2x of the C floor's p99 (asyncio)")[1:] == ("2.50x", False)
-    assert target(RESULTS, "drbfast.connect lazy: few-fields throughput 2.5x websockets+orjson (asyncio)")[1:] == ("3.00x", True)
+    assert target(RESULTS, "drbfast.connect lazy lanes=False: few-fields throughput 2.5x websockets+orjson (asyncio)")[1:] == ("3.00x", True)
     # no row, or a failed run, is "not measured", never met
     assert target(RESULTS, "orders: ack p99 under the flood with a slow consumer under 2 ms (asyncio)")[1:] == ("not measured", None)
     assert target(RESULTS, "peers take 50 ms and more under the same flood (lowest peer p99)")[1:] == ("120.0 ms", True)
@@ -73,6 +74,8 @@ def test_render_states_command_machine_spread_and_failures() -> None:
     assert "| drbfast.connect: idle 2.8x lower than aiohttp+json (asyncio) | 2.0x | no |" in text
     assert "picows+json (asyncio) tcp same-core flood: timed out" in text
     assert "run 3 times" in text
+    # a client that shed 99% of a throughput run is credited with what it handled
+    assert "| drbfast.connect (asyncio) |" in text and "5,000 (0.05x) <1.0% handled>" in text
     assert "Each mode ran once" in report.render(run_of(RESULTS, repeat=1))
 
 
