@@ -21,7 +21,8 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     inbox = Inbox(timings, {}, args.cost_us / 1e6)
     deadline = Deadline(O.seconds + O.grace_s + 1 if O.seconds else 0)
     async with aiohttp.ClientSession() as session, \
-            session.ws_connect(url(args), ssl=ssl_context(args) or False, compress=0, max_msg_size=0, autoping=True) as ws:
+            session.ws_connect(url(args), ssl=ssl_context(args) or False, compress=0, max_msg_size=0, autoping=True,
+                               timeout=aiohttp.ClientWSTimeout(ws_close=1.0)) as ws:
 
         async def reader() -> None:
             async for m in ws:
@@ -38,8 +39,10 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         task = asyncio.create_task(reader())
         await drive(O, timings, send, inbox.waiters)
         figures = timings.figures()
-        if not ws.closed:  # the server closes once its feed is over
+        try:
             await ws.send_str("done")
+        except (aiohttp.ClientError, ConnectionError):
+            pass  # the server closes once its feed is over
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return inbox.count, figures

@@ -120,9 +120,15 @@ async def drive(o: argparse.Namespace, timings: Timings, send: Callable[[int], A
         req_id += 1
         waiters[req_id] = loop.create_future()
         timings.start(req_id)
-        sent = send(req_id)
-        if sent is not None:
-            await sent
+        try:
+            sent = send(req_id)
+            if sent is not None:
+                await sent
+        except Exception:
+            # The server closes once its feed is over; a client held up behind its
+            # backlog may get here only then: this order was never sent.
+            del waiters[req_id], timings.sent[req_id]
+            break
         next_at += every
         if next_at < loop.time():  # the loop was held up (a slow consumer): skip missed slots
             next_at = loop.time() + every

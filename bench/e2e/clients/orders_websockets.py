@@ -20,7 +20,8 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     timings = Timings()
     inbox = Inbox(timings, {}, args.cost_us / 1e6)
     deadline = Deadline(O.seconds + O.grace_s + 1 if O.seconds else 0)
-    async with websockets.connect(url(args), ssl=ssl_context(args), compression=None, max_size=None, max_queue=None) as ws:
+    async with websockets.connect(url(args), ssl=ssl_context(args), compression=None, max_size=None, max_queue=None,
+                                  close_timeout=1.0) as ws:
 
         async def reader() -> None:
             async for raw in ws:
@@ -39,7 +40,7 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         figures = timings.figures()
         try:
             await ws.send("done")
-        except websockets.ConnectionClosed:
+        except (websockets.ConnectionClosed, ConnectionError):
             pass  # the server closes once its feed is over
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
