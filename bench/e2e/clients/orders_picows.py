@@ -21,7 +21,7 @@ def dumps(obj: Any) -> bytes:
     return out if isinstance(out, bytes) else out.encode()
 
 
-class Listener(picows.WSListener):  # type: ignore[misc]
+class Listener(picows.WSListener):
     def __init__(self, inbox: Inbox, deadline: Deadline) -> None:
         self.inbox = inbox
         self.deadline = deadline
