@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import simdjson
 
@@ -244,7 +244,7 @@ class Client:
         else:
             self._buckets = None
         self._backoff = o.backoff or Backoff()
-        self._pending: PendingTable[asyncio.Future[Reply]] = PendingTable()
+        self._pending: PendingTable[_Waiter] = PendingTable()
         self._registry: SubscriptionRegistry[Subscription] = SubscriptionRegistry()
         self._subs: list[Subscription] = []
         self._books = BookTracker()
@@ -985,7 +985,7 @@ class Client:
             raise error_from_reply(reply.error, method)
         return reply.result
 
-    def _expire(self, fut: asyncio.Future[Reply], method: str) -> None:
+    def _expire(self, fut: _Waiter, method: str) -> None:
         if not fut.done():
             self._stats.timeouts += 1
             fut.set_exception(RequestTimeout(method, self.options.request_timeout))
@@ -1026,7 +1026,7 @@ class Client:
         ``valid_until``, ...) pass through ``extra``. Charged to the matching-engine pool."""
         handle = self.place("buy", instrument_name, amount, price=price, type=type, post_only=post_only,
                             reduce_only=reduce_only, time_in_force=time_in_force, label=label, **extra)
-        return await handle
+        return await handle._result  # not shielded: nobody else holds this handle
 
     async def sell(self, instrument_name: str, amount: float, *, price: float | None = None, type: str = "limit",
                    post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
@@ -1034,14 +1034,15 @@ class Client:
         """``private/sell``: as :meth:`buy`."""
         handle = self.place("sell", instrument_name, amount, price=price, type=type, post_only=post_only,
                             reduce_only=reduce_only, time_in_force=time_in_force, label=label, **extra)
-        return await handle
+        return await handle._result  # not shielded: nobody else holds this handle
 
     def place(self, side: Literal["buy", "sell"], instrument_name: str, amount: float, *, price: float | None = None,
               type: str = "limit", post_only: bool = False, reduce_only: bool = False, time_in_force: str | None = None,
               label: str | None = None, on_ack: Callable[[OrderHandle], object] | None = None, **extra: Any) -> OrderHandle:
         """Fire and forget: send a buy or sell now and return its :class:`OrderHandle`
         at once (``await handle`` for the :class:`OrderResult`). ``on_ack(handle)`` is
-        called when the acknowledgement (or the error) arrives. With credits at hand and
+        called when the acknowledgement (or the error) arrives, synchronously from the
+        receive path (keep it short, as a subscription callback). With credits at hand and
         the session ready the frame is written before this returns; otherwise it is
         sent as soon as both allow."""
         if side not in ("buy", "sell"):
@@ -1089,9 +1090,8 @@ class Client:
             handle._fail(exc)
 
     def _send_order(self, handle: OrderHandle, listener: FastListener) -> None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Reply] = loop.create_future()
-        req_id = self._pending.add(handle.method, fut)
+        ack = _OrderAck(self, handle)
+        req_id = ack.req_id = self._pending.add(handle.method, ack)
         try:
             listener.send(encode_order(req_id, handle.method, handle.params))
         except Exception as exc:
@@ -1100,33 +1100,33 @@ class Client:
             return
         handle.sent = True
         self._unacked[handle.label] = handle
-        timer = loop.call_later(self.options.request_timeout, self._expire, fut, handle.method)
+        ack.timer = asyncio.get_running_loop().call_later(self.options.request_timeout, self._expire, ack, handle.method)
 
-        def acked(f: asyncio.Future[Reply]) -> None:
-            timer.cancel()
-            self._pending.discard(req_id)
-            self._unacked.pop(handle.label, None)
-            if f.cancelled():
-                handle._fail(ConnectionLost("the order's wait was cancelled"))
-                return
-            exc = f.exception()
-            if exc is not None:
-                if isinstance(exc, (ConnectionLost, RequestTimeout)):
-                    # It may or may not have reached the matching engine: find out.
-                    handle.uncertain = True
-                    self._to_reconcile.append(handle)
-                    self._poke()
-                handle._fail(exc)
-                return
-            reply = f.result()
-            if reply.error is not None:
-                handle._fail(error_from_reply(reply.error, handle.method))
-            elif not isinstance(reply.result, dict) or not isinstance(reply.result.get("order"), dict):
-                handle._fail(MalformedReply(handle.method, reply.result))
-            else:
-                handle._resolve(OrderResult(reply.result))
-
-        fut.add_done_callback(acked)
+    def _order_acked(self, ack: _OrderAck, reply: Reply | None, exc: BaseException | None) -> None:
+        """An order's reply (or its failure) settles its handle at once: called from the
+        receive path (or the timeout, or the disconnect), so ``on_ack`` and the handle's
+        waiter run without a loop iteration in between (under a slow consumer one
+        iteration holds a whole drain slice of the consumer's work)."""
+        handle = ack.handle
+        if ack.timer is not None:
+            ack.timer.cancel()
+        self._pending.discard(ack.req_id)
+        self._unacked.pop(handle.label, None)
+        if exc is not None:
+            if isinstance(exc, (ConnectionLost, RequestTimeout)):
+                # It may or may not have reached the matching engine: find out.
+                handle.uncertain = True
+                self._to_reconcile.append(handle)
+                self._poke()
+            handle._fail(exc)
+            return
+        assert reply is not None
+        if reply.error is not None:
+            handle._fail(error_from_reply(reply.error, handle.method))
+        elif not isinstance(reply.result, dict) or not isinstance(reply.result.get("order"), dict):
+            handle._fail(MalformedReply(handle.method, reply.result))
+        else:
+            handle._resolve(OrderResult(reply.result))
 
     async def _reconcile(self, handle: OrderHandle) -> None:
         """Find out what became of an order whose acknowledgement was lost."""
@@ -1320,6 +1320,45 @@ def _count(method: str, result: Any) -> int:
     if isinstance(result, bool) or not isinstance(result, int):
         raise MalformedReply(method, result)
     return result
+
+
+class _Waiter(Protocol):
+    """What the pending table holds per request: a future (``call``) or an
+    :class:`_OrderAck` (an order)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, reply: Reply, /) -> None: ...
+
+    def set_exception(self, exc: BaseException, /) -> None: ...
+
+
+class _OrderAck:
+    """The pending-table entry of one order: its reply, timeout or disconnect settles
+    the handle synchronously (:meth:`Client._order_acked`) instead of through a
+    future's done-callback one loop iteration later."""
+
+    __slots__ = ("client", "handle", "req_id", "timer", "_done")
+
+    def __init__(self, client: Client, handle: OrderHandle) -> None:
+        self.client = client
+        self.handle = handle
+        self.req_id = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, reply: Reply, /) -> None:
+        if not self._done:
+            self._done = True
+            self.client._order_acked(self, reply, None)
+
+    def set_exception(self, exc: BaseException, /) -> None:
+        if not self._done:
+            self._done = True
+            self.client._order_acked(self, None, exc)
 
 
 class OrderHandle:

@@ -141,6 +141,23 @@ async def test_lost_ack_is_reconciled_after_the_reconnect(emulator: Emulator, re
         assert len(done) == 1 and done[0].detail["label"] == handle.label and done[0].detail["outcome"] == outcome
 
 
+async def test_unanswered_order_times_out_once_and_is_reconciled(emulator: Emulator) -> None:
+    """The ack never comes (the connection stays up): the order's timer fails the
+    handle with RequestTimeout, on_ack is called exactly once, and the order is looked
+    up by its label."""
+    acked: list[drbfast.OrderHandle] = []
+    async with drbfast.connect(emulator.url, **CREDS, **{**FAST, "request_timeout": 0.3}) as client:
+        emulator.faults.fail_method("private/buy", "silence")
+        handle = client.place("buy", "BTC-PERPETUAL", 10, price=45_000.0, on_ack=acked.append)
+        with pytest.raises(drbfast.RequestTimeout):
+            await asyncio.wait_for(_wait(handle), TIMEOUT)
+        assert acked == [handle] and handle.uncertain
+        assert await handle.reconciled(TIMEOUT) == "not_found"
+        assert client.stats.timeouts == 1
+        await asyncio.sleep(0.05)
+        assert acked == [handle], "on_ack is called once"
+
+
 async def test_orders_after_close_fail_cleanly(emulator: Emulator) -> None:
     client = await drbfast.connect(emulator.url, **CREDS, **FAST)
     await client.close()

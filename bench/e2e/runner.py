@@ -119,7 +119,7 @@ def run_one(client: Client, *, server: Path, mode: str, tls: bool, placement: st
     the client's own JSON line under "client")."""
     cert, key = certificate()
     srv_cmd = [str(server), "--port", "0", "--mode", "throughput" if mode.startswith("throughput") else mode, *server_args]
-    if mode == "slow":
+    if mode in ("slow", "serve"):
         pass
     elif mode == "idle":
         srv_cmd += ["--count", str(s.idle), "--warmup", str(s.warmup)]
