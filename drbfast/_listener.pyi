@@ -87,7 +87,8 @@ class FastListener(WSListener):
     socket reads:
 
     * priority (replies: an ``id`` and no ``method``; ``user.*`` notifications): ahead of
-      all queued public data, in order, never dropped;
+      all queued public data, never dropped; replies ahead of queued ``user.*``
+      notifications (an ack never waits behind order updates); each in arrival order;
     * conflated (ticker, quote, markprice, perpetual, price index/ranking/statistics,
       volatility index, estimated expiration price): one pending message per channel,
       the newest (``stats.conflated``);

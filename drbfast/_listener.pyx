@@ -9,7 +9,7 @@ replies to the engine's own ``public/test`` are counted and dropped. Every other
 is copied to ``bytes`` once and handed to the ``on_message`` hook: inline while the
 consumer keeps up, otherwise through lanes worked off in slices between socket reads.
 The socket is never paused: what a slow consumer costs is decided per lane (the
-classifier's, see _classify.pxd): priority (replies, user.*) first and never dropped;
+classifier's, see _classify.pxd): priority (replies, then user.*) first and never dropped;
 latest-value channels conflated to one pending message each; a book that falls behind
 reset and announced (on_drop); the rest in order, dropped oldest-first at the byte
 bound (max_bytes). docs/ARCHITECTURE.md has the contract.
@@ -220,10 +220,11 @@ cdef class FastListener(WSListener):
         bint _drain_scheduled
         # a protocol error failed the connection: nothing more is delivered
         bint _failed
-        object _prio              # deque of _Msg: replies and user.* notifications
+        object _replies           # deque of _Msg: replies to requests (acks), first of all
+        object _prio              # deque of _Msg: user.* notifications
         object _pub               # deque of _Msg: public data in arrival order
         dict _chans               # channel -> _Chan, while a backlog exists
-        Py_ssize_t _n_queued      # live messages in _prio and _pub
+        Py_ssize_t _n_queued      # live messages in _replies, _prio and _pub
         Py_ssize_t _queued_bytes  # their payloads + ENTRY_OVERHEAD (+ that of dead entries)
         bint _bound_logged
         int64_t _episode_start    # first queueing of the current episode (0: none)
@@ -284,6 +285,7 @@ cdef class FastListener(WSListener):
         if self._scratch == NULL:
             raise MemoryError()
         self.max_message_size = max_message_size
+        self._replies = collections.deque()
         self._prio = collections.deque()
         self._pub = collections.deque()
         self._chans = {}
@@ -526,8 +528,11 @@ cdef class FastListener(WSListener):
             channel = PyUnicode_DecodeASCII(ptr + r.chan_off, r.chan_len, NULL)
         else:
             channel = ""
-        if lane == L_PRIORITY and inline_ok and len(self._prio) == 0:
-            # A reply or a private notification goes ahead of queued market data.
+        if (lane == L_PRIORITY and inline_ok and len(self._replies) == 0
+                and (len(channel) == 0 or len(self._prio) == 0)):
+            # A reply or a private notification goes ahead of queued market data; a
+            # reply (no channel) also ahead of queued private notifications: an ack
+            # must not wait behind a burst of user.orders updates.
             self._inline_left -= 1
             self.n_inline += 1
             self._call_hook(payload, binary, t)
@@ -585,7 +590,7 @@ cdef class FastListener(WSListener):
         m.lane = lane
         m.binary = binary
         if lane == L_PRIORITY:
-            self._prio.append(m)
+            (self._replies if len(channel) == 0 else self._prio).append(m)
         else:
             self._pub.append(m)
             if lane == L_CONFLATE:
@@ -703,6 +708,7 @@ cdef class FastListener(WSListener):
         cdef int64_t deadline = now_ns() + self._slice_ns
         cdef _Msg m
         cdef _Chan c
+        replies = self._replies
         prio = self._prio
         pub = self._pub
         self._drain_scheduled = False
@@ -710,7 +716,9 @@ cdef class FastListener(WSListener):
         self._inline_left = self.slice_size
         self._batch_start = 0
         while n > 0:
-            if prio:
+            if replies:
+                m = replies.popleft()
+            elif prio:
                 m = prio.popleft()
             elif pub:
                 m = pub.popleft()
@@ -848,7 +856,7 @@ cdef class FastListener(WSListener):
         s.inline = self.n_inline
         s.backlog = self._n_queued
         s.backlog_peak = self.n_backlog_peak
-        s.priority_backlog = len(self._prio)
+        s.priority_backlog = len(self._replies) + len(self._prio)
         s.queued_bytes = self._queued_bytes
         s.queued_bytes_peak = self.n_queued_bytes_peak
         s.bound_hits = self.n_bound_hits

@@ -734,11 +734,15 @@ class Emulator:
             return None
         snap = first
         delay = conn.hook.snapshot_delay if conn.hook is not None else 0.0
-        if delay > 0:
-            # A fault: the snapshot comes later than the subscribe reply (on a client,
-            # the reply may overtake changes queued before the snapshot the same way).
-            return lambda: asyncio.get_running_loop().call_later(delay, conn.send, snap) and None
-        return lambda: conn.send(snap)
+
+        def send_snapshot() -> None:
+            if delay > 0:
+                # A fault: the snapshot comes later than the subscribe reply (on a
+                # client, the reply may overtake changes queued before the snapshot).
+                asyncio.get_running_loop().call_later(delay, conn.send, snap)
+            else:
+                conn.send(snap)
+        return send_snapshot
 
     def unsubscribe(self, session: Any, name: str) -> bool:
         conn = session
