@@ -105,8 +105,14 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "and `pip install -e \".[bench]\"`.",
     )
     p.add_argument("--quick", action="store_true", help="a small run (CI smoke test; figures not meaningful)")
-    p.add_argument("--plot", metavar="FILE.png", help="write a latency distribution per client")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.add_argument("--plot", metavar="FILE.png", help="write the idle latency CDF per client (flood.png beside it)")
+    p.add_argument("--json", metavar="FILE", help="write the run (machine, versions, every figure) as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
+    p.add_argument("--results", metavar="RESULTS.md", help="rewrite the generated part of this file (bench/RESULTS.md)")
+    p.add_argument("--repeat", type=int, metavar="N", help="runs of the headline modes (default 3; 1 with --quick)")
+    p.add_argument("--slow-only", action="store_true", help="only the slow-consumer modes")
+    p.add_argument("--no-orders", action="store_true", help="skip the order round-trip modes")
+    p.add_argument("--slow-seconds", type=float, metavar="S", help="the paced feed's duration (default 30)")
     p.set_defaults(func=_run_bench)
 
 
@@ -129,13 +135,20 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     bench_main = importlib.import_module("bench.e2e.runner").main
 
+    return int(bench_main(bench_argv(args)))
+
+
+def bench_argv(args: argparse.Namespace) -> list[str]:
+    """``drbfast bench``'s options as the runner's command line."""
     argv: list[str] = []
-    if args.quick:
-        argv.append("--quick")
-    if args.plot:
-        argv += ["--plot", args.plot]
-    argv += list(args.rest or [])
-    return int(bench_main(argv))
+    for flag in ("quick", "slow_only", "no_orders"):
+        if getattr(args, flag):
+            argv.append("--" + flag.replace("_", "-"))
+    for option in ("plot", "json", "markdown", "results", "repeat", "slow_seconds"):
+        value = getattr(args, option)
+        if value is not None:
+            argv += ["--" + option.replace("_", "-"), str(value)]
+    return argv
 
 
 def build_parser() -> argparse.ArgumentParser:

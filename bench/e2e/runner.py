@@ -311,7 +311,7 @@ def measure_slow(quick: bool, seconds: float | None) -> list[Result]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drbfast bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small counts, asyncio only, no cross-core (CI smoke; figures not meaningful)")
     p.add_argument("--plot", metavar="FILE.png", help="idle latency CDF per client (flood.png, the CDF under a flood, beside it)")
@@ -322,7 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow-only", action="store_true", help="only the slow-consumer modes")
     p.add_argument("--no-orders", action="store_true", help="skip the order round-trip modes")
     p.add_argument("--slow-seconds", type=float, help="paced feed duration (default 30; 3 with --quick)")
-    args = p.parse_args(argv if argv is not None else sys.argv[1:])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv if argv is not None else sys.argv[1:])
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     plot_dir = BUILD if args.plot or args.results else None
     command = "python -m bench.e2e.runner " + " ".join(argv if argv is not None else sys.argv[1:])
