@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -176,8 +177,8 @@ def slow_table(results: list[Row]) -> str:
             "delivered", "conflated", "dropped", "book resets (changes dropped)", "peak RSS MB"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        if not r["mode"].startswith(("slow-", "flood-")):
-            continue
+        if not re.fullmatch(r"(slow|flood)-\d+us", r["mode"]):
+            continue  # (flood-sndbuf128k is the main table's)
         f, c = r["figures"], r["figures"].get("client", {})
         if r.get("error"):
             rows.append(f"| {r['client']} | {r['mode']} | error: {r['error'][:80]} |" + " |" * (len(head) - 3))
@@ -436,7 +437,17 @@ def render(run: dict[str, Any]) -> str:
     ]
     orders = _orders_section(run)
     if orders:
-        parts += ["", "### Order round trip (send -> ack, as user code sees it)", "", orders]
+        parts += ["", "### Order round trip (send -> ack, as user code sees it)", "",
+                  "The C server (serve mode) acks each private/buy at once with a production-shaped order "
+                  "(bench/e2e/orders.py). orders-idle: server and client on one core, one order at a time "
+                  "(warm-up first). orders-flood: beside the slow-consumer feed (10,000 messages/s, 2 of 20 "
+                  "private user.orders notifications, a test_request every 100 ms) consumed at 500 us a "
+                  "notification, an order every 10 ms; orders-flood-public: the same feed without its "
+                  "private notifications (drbfast only). Each client times its own orders, from just before "
+                  "the send call to the ack seen by user code (`place`: `on_ack`; `await`: `await "
+                  "client.buy(...)` returning). Under the flood a peer's orders wait behind its backlog: "
+                  "\"3 of 4\" means 4 sent, 3 acked before the feed ended.",
+                  "", orders]
     parts += ["", "### Against the targets", "", targets_table(results)]
     if failed:
         parts += ["", "Failed runs:", ""] + [f"* {r['client']} {r['transport']} {r['placement']} {r['mode']}: {r['error']}"
