@@ -749,11 +749,11 @@ class Client:
 
     def _parse(self, payload: bytes, recursive: bool) -> Any:
         try:
-            return self._parser.parse(payload, recursive)
+            return self._parser.parse(payload, True) if recursive else self._parser.parse(payload)
         except RuntimeError:
             # A lazy-mode user kept a document alive: this parser is pinned to it.
             self._parser = simdjson.Parser()
-            return self._parser.parse(payload, recursive)
+            return self._parser.parse(payload, True) if recursive else self._parser.parse(payload)
 
     def _parse_error(self, payload: bytes, binary: bool) -> None:
         self._stats.parse_errors += 1
