@@ -300,3 +300,24 @@ def test_standalone_market_book_frames_replay_to_its_book() -> None:
         inst = market.instruments[name]
         assert sorted(bids.items()) == sorted(inst.bids.items()) and sorted(asks.items()) == sorted(inst.asks.items())
         assert notification("c", {"x": 1}) == b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"c","data":{"x":1}}}'
+
+
+def test_a_market_order_never_trades_outside_the_price_band() -> None:
+    """The market flow's sells once swept a lone far-away bid (50,000 on a ~86,000
+    book) whenever its own bids had run out for a moment: CI saw resting test orders
+    filled. The flow's market orders stop at the ticker's min_price/max_price."""
+    now = 1_764_547_200_000
+    ex = Exchange({}, 900, 60, now_ms=now)
+    inst = ex.instruments["BTC-PERPETUAL"]
+    book = ex.books[inst.name]
+    for order in list(ex.synthetic_orders(inst.name)):
+        if order.direction == "buy":
+            ex.cancel_synthetic(order, now)
+    assert not book.bid_prices, "the bid side is empty"
+    ex.place_synthetic(inst, "buy", 1000.0, 50_000.0, now)  # a far bid, alone
+    low, high = ex.market.price_band(inst, ex.market.mark(inst, now))
+    assert 50_000.0 < low < high
+    ex.place_synthetic(inst, "sell", 1000.0, None, now)  # a market sell
+    assert book.bid_prices == [50_000.0], "the far bid is untouched"
+    ticker = ex.market.ticker(inst, now)
+    assert (ticker["min_price"], ticker["max_price"]) == ex.market.price_band(inst, ticker["mark_price"])

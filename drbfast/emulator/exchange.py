@@ -397,7 +397,16 @@ class Exchange:
         if order.time_in_force == "fill_or_kill" and book.available(order.direction, order.price) < order.amount:
             order.state = "cancelled"
         else:
-            fills = book.match(order, order.price)
+            limit = order.price
+            if order.order_type == "market" and order.synthetic:
+                # The market flow's market orders stay inside the price band (ticker
+                # min_price / max_price), however thin the book: without it, a flow sell
+                # swept a lone far-away user bid off a side the flow had emptied for a
+                # moment. (A user's market order is not banded: the emulator leaves it
+                # to the book, as its tests expect.)
+                low, high = self.market.price_band(inst, self.market.mark(inst, now_ms))
+                limit = high if order.direction == "buy" else low
+            fills = book.match(order, limit)
             if order.remaining <= 0:
                 order.state = "filled"
             elif order.order_type == "market" or order.time_in_force in ("immediate_or_cancel", "fill_or_kill"):

@@ -112,6 +112,13 @@ class Market:
             return max(bs["price"] / spot, inst.tick_size)
         return spot * (1 + self.basis[inst.name])
 
+    def price_band(self, inst: Instrument, mark: float) -> tuple[float, float]:
+        """The ticker's ``min_price`` / ``max_price``: nothing trades outside them (a
+        future: mark -/+ 1.5 %; an option: a tick up to 1.5x mark)."""
+        if inst.kind == "future":
+            return inst.round_price(mark * 0.985), inst.round_price(mark * 1.015)
+        return inst.tick_size, inst.round_price(mark * 1.5 + 0.01)
+
     def mark(self, inst: Instrument, now_ms: int) -> float:
         """Mark price: the book's mid when both sides exist, else the fair value."""
         book = self.exchange.books[inst.name]
@@ -202,6 +209,7 @@ class Market:
         book = self.exchange.books[inst.name]
         bid, ask = book.best_bid(), book.best_ask()
         mark = self.mark(inst, now_ms)
+        band = self.price_band(inst, mark)
         index = self.index[inst.currency]
         last = self.last_price.get(inst.name, inst.round_price(mark))
         d: dict[str, Any] = {
@@ -211,8 +219,8 @@ class Market:
             "instrument_name": inst.name,
             "last_price": last,
             "settlement_price": self.settlement[inst.currency] if inst.kind == "future" else round(mark * 0.99, 8),
-            "min_price": inst.round_price(mark * 0.985) if inst.kind == "future" else inst.tick_size,
-            "max_price": inst.round_price(mark * 1.015) if inst.kind == "future" else inst.round_price(mark * 1.5 + 0.01),
+            "min_price": band[0],
+            "max_price": band[1],
             "open_interest": self.exchange.open_interest(inst),
             "mark_price": mark,
         }
