@@ -21,6 +21,7 @@ under every rule (see the oracle), valid or not.
 from libc.string cimport memcmp
 from libc.stdint cimport int64_t
 
+from drbfast._clock cimport now_ns
 from drbfast._classify cimport (ClassifyResult, K_OTHER, K_HEARTBEAT, K_TEST_REQUEST,
                                 K_TEST_REPLY, K_UNKNOWN, L_UNKNOWN, L_PRIORITY, L_ORDERED,
                                 L_CONFLATE, L_BOOK)
@@ -28,14 +29,6 @@ from drbfast._classify cimport (ClassifyResult, K_OTHER, K_HEARTBEAT, K_TEST_REQ
 ctypedef unsigned char uchar
 
 cdef const char* EMPTY = b""
-
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk_id, timespec* tp)
-    int CLOCK_MONOTONIC
 
 # Production frames (PROTOCOL.md 1.1): the test_request is a live capture; its key order
 # (params, method, jsonrpc) is the reverse of every other server message. The plain
@@ -832,15 +825,15 @@ def bench_classify(payload: bytes, Py_ssize_t n):
     cdef const char* ptr = <const char*>payload
     cdef Py_ssize_t size = len(payload)
     cdef Py_ssize_t i
-    cdef timespec t0, t1
+    cdef int64_t t0, t1
     cdef long long acc = 0
     if n <= 0:
         raise ValueError("n must be positive")
     with nogil:
-        clock_gettime(CLOCK_MONOTONIC, &t0)
+        t0 = now_ns()
         for i in range(n):
             acc += classify_msg(launder(ptr), size, &r)
-        clock_gettime(CLOCK_MONOTONIC, &t1)
+        t1 = now_ns()
     if acc < 0:
         raise AssertionError("unreachable")
-    return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / n
+    return (t1 - t0) / <double>n

@@ -1,6 +1,6 @@
 # The one clock of every ``*_ns`` timestamp in drbfast: CLOCK_MONOTONIC in nanoseconds.
 # An inline function in a .pxd is compiled into each module that cimports it (no
-# extension module of its own), so the listener and the book read the clock the same way.
+# extension module of its own), so the listener, the book and the classifier's bench read the clock the same way.
 
 from libc.stdint cimport int64_t
 
