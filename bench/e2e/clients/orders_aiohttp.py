@@ -4,48 +4,29 @@ message and matches replies by id; the orders are sent with ``await ws.send_str`
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiohttp
 
-from .common import READY, Deadline, run, ssl_context, url
-from .orders_common import Inbox, Timings, drive, order_args, request
+from .common import run, ssl_context, url
+from .orders_common import order_args, stream_orders
 
 O = order_args()
 
 
+async def texts(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[str]:
+    """The TEXT messages, until anything else (a close) arrives."""
+    async for m in ws:
+        if m.type != aiohttp.WSMsgType.TEXT:
+            return
+        yield m.data
+
+
 async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    timings = Timings()
-    inbox = Inbox(timings, {}, args.cost_us / 1e6)
-    deadline = Deadline(O.seconds + O.grace_s + 1 if O.seconds else 0)
     async with aiohttp.ClientSession() as session, \
             session.ws_connect(url(args), ssl=ssl_context(args) or False, compress=0, max_msg_size=0, autoping=True,
                                timeout=aiohttp.ClientWSTimeout(ws_close=1.0)) as ws:
-
-        async def reader() -> None:
-            async for m in ws:
-                if m.type != aiohttp.WSMsgType.TEXT or deadline.expired():
-                    break
-                answer = inbox.handle(json.loads(m.data))
-                if answer is not None:
-                    await ws.send_str(answer)
-
-        async def send(req_id: int) -> None:
-            await ws.send_str(json.dumps(request(req_id, f"ah-{req_id}")))
-
-        await ws.send_str(READY)
-        task = asyncio.create_task(reader())
-        await drive(O, timings, send, inbox.waiters)
-        figures = timings.figures()
-        try:
-            await ws.send_str("done")
-        except (aiohttp.ClientError, ConnectionError):
-            pass  # the server closes once its feed is over
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return inbox.count, figures
+        return await stream_orders(O, args.cost_us / 1e6, ws.send_str, texts(ws), (aiohttp.ClientError, ConnectionError), "ah")
 
 
 if __name__ == "__main__":

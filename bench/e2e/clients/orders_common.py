@@ -25,9 +25,10 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any, Awaitable, Callable
+import json
+from typing import Any, AsyncIterable, Awaitable, Callable
 
-from .common import PUBLIC_TEST, busy
+from .common import PUBLIC_TEST, READY, Deadline, busy
 
 INSTRUMENT = "BTC-PERPETUAL"
 AMOUNT = 10
@@ -167,3 +168,38 @@ class Inbox:
         self.count += 1
         busy(self.cost)
         return None
+
+
+async def stream_orders(o: argparse.Namespace, cost: float, send_text: Callable[[str], Awaitable[None]],
+                        messages: AsyncIterable[Any], closed: tuple[type[BaseException], ...],
+                        tag: str) -> tuple[int, dict[str, Any]]:
+    """The whole run of a peer whose socket is a stream of text messages with an async
+    send (websockets, aiohttp): a reader task parses each message (json) and matches
+    replies by id while :func:`drive` places the orders; ``done`` at the end (``closed``:
+    the stack's exceptions for a connection the server already closed)."""
+    timings = Timings()
+    inbox = Inbox(timings, {}, cost)
+    deadline = Deadline(o.seconds + o.grace_s + 1 if o.seconds else 0)
+
+    async def reader() -> None:
+        async for text in messages:
+            if deadline.expired():
+                break
+            answer = inbox.handle(json.loads(text))
+            if answer is not None:
+                await send_text(answer)
+
+    async def send(req_id: int) -> None:
+        await send_text(json.dumps(request(req_id, f"{tag}-{req_id}")))
+
+    await send_text(READY)
+    task = asyncio.create_task(reader())
+    await drive(o, timings, send, inbox.waiters)
+    figures = timings.figures()
+    try:
+        await send_text("done")
+    except closed:
+        pass  # the server closes once its feed is over
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return inbox.count, figures

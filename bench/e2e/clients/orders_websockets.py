@@ -4,47 +4,20 @@ message and matches replies by id; the orders are sent with ``await ws.send``.""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 from typing import Any
 
 import websockets
 
-from .common import READY, Deadline, run, ssl_context, url
-from .orders_common import Inbox, Timings, drive, order_args, request
+from .common import run, ssl_context, url
+from .orders_common import order_args, stream_orders
 
 O = order_args()
 
 
 async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    timings = Timings()
-    inbox = Inbox(timings, {}, args.cost_us / 1e6)
-    deadline = Deadline(O.seconds + O.grace_s + 1 if O.seconds else 0)
     async with websockets.connect(url(args), ssl=ssl_context(args), compression=None, max_size=None, max_queue=None,
                                   close_timeout=1.0) as ws:
-
-        async def reader() -> None:
-            async for raw in ws:
-                if deadline.expired():
-                    break
-                answer = inbox.handle(json.loads(raw))
-                if answer is not None:
-                    await ws.send(answer)
-
-        async def send(req_id: int) -> None:
-            await ws.send(json.dumps(request(req_id, f"ws-{req_id}")))
-
-        await ws.send(READY)
-        task = asyncio.create_task(reader())
-        await drive(O, timings, send, inbox.waiters)
-        figures = timings.figures()
-        try:
-            await ws.send("done")
-        except (websockets.ConnectionClosed, ConnectionError):
-            pass  # the server closes once its feed is over
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return inbox.count, figures
+        return await stream_orders(O, args.cost_us / 1e6, ws.send, ws, (websockets.ConnectionClosed, ConnectionError), "ws")
 
 
 if __name__ == "__main__":
