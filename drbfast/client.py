@@ -249,8 +249,7 @@ class Client:
         self._registry: SubscriptionRegistry[Subscription] = SubscriptionRegistry()
         self._subs: list[Subscription] = []
         self._books = BookTracker()
-        self._resync = ResyncSchedule(lambda: Backoff(initial=0.1, cap=5.0))
-        self._resynced_at: dict[str, float] = {}
+        self._resync = ResyncSchedule(lambda: Backoff(initial=0.1, cap=5.0), grace=RESYNC_GRACE)
         self._tokens = TokenSchedule()
         self._parser = simdjson.Parser()
         self._listener: FastListener | None = None
@@ -630,7 +629,6 @@ class Client:
             self._emit("resync_failed", channel=channel, error=str(exc), retry_in=delay)
             log.warning("drbfast: resync of %s failed (%s); retrying in %.2f s", channel, exc, delay)
             return
-        self._resynced_at[channel] = time.monotonic()
         if self._resync.done(channel, time.monotonic()):
             # Its snapshot was dropped by the listener (or the book broke) while this
             # attempt ran: go again.
@@ -785,17 +783,14 @@ class Client:
             # local queue policy.
             waiting = channel in self._books.gapped
             if not self._books.check(channel, data):
-                if channel in self._live_books:
-                    return  # the local book saw it first: it counted the gap and asked for the resync
-                if not waiting:
+                # A change met while the channel already waits for its snapshot (queued
+                # behind the resubscribe's reply, which goes first) is refused without a
+                # new resync: the supervisor asks again if the snapshot never comes. A
+                # channel with a local book: the book saw the gap first and asked.
+                if not waiting and channel not in self._live_books:
                     self._stats.book_gaps += 1
                     self._emit("book_gap", channel=channel)
                     log.warning("drbfast: %s skipped a change_id; resubscribing for a fresh snapshot", channel)
-                    self._request_resync(channel)
-                elif channel not in self._resync and time.monotonic() - self._resynced_at.get(channel, 0.0) > RESYNC_GRACE:
-                    # Changes still queued when the resubscribe's reply overtook them
-                    # (replies go first) are refused without a new resync; only a
-                    # snapshot that has not come long after the last one asks again.
                     self._request_resync(channel)
                 return
         if not self.options.lazy:
@@ -926,8 +921,7 @@ class Client:
         waiting = [c for c in self._books.gapped if c not in self._live_books]
         waiting += [c for c, live in self._live_books.items() if not live.book.is_synced and not live.book.grouped]
         for channel in waiting:
-            if (channel in self._registry and channel not in self._resync
-                    and now - self._resynced_at.get(channel, 0.0) > RESYNC_GRACE):
+            if channel in self._registry and self._resync.overdue(channel, now):
                 log.warning("drbfast: %s still has no snapshot %.1f s after its resync; resubscribing again",
                             channel, RESYNC_GRACE)
                 self._request_resync(channel)

@@ -300,13 +300,16 @@ class ResyncSchedule:
     request made while an attempt is in flight is not lost: the snapshot that attempt
     brings may be the very message a slow consumer's queue just dropped, so
     :meth:`done` then schedules another attempt at once instead of forgetting the
-    channel."""
+    channel. :meth:`overdue` tells a channel whose last attempt worked more than
+    ``grace`` seconds ago but which still has no snapshot: ask again."""
 
-    def __init__(self, backoff: Callable[[], Backoff] = Backoff) -> None:
+    def __init__(self, backoff: Callable[[], Backoff] = Backoff, grace: float = 2.0) -> None:
         self._make = backoff
+        self.grace = grace
         self._due: dict[str, tuple[float, Backoff]] = {}
         self._running: set[str] = set()
         self._again: set[str] = set()
+        self._done_at: dict[str, float] = {}
 
     def __contains__(self, channel: object) -> bool:
         return channel in self._due
@@ -350,6 +353,7 @@ class ResyncSchedule:
         """The attempt worked; True if a request came during it and another attempt is
         now due (at ``now``)."""
         self._running.discard(channel)
+        self._done_at[channel] = now
         if channel in self._again and channel in self._due:
             self._again.discard(channel)
             self._due[channel] = (now, self._make())
@@ -357,16 +361,24 @@ class ResyncSchedule:
         self._due.pop(channel, None)
         return False
 
+    def overdue(self, channel: str, now: float) -> bool:
+        """No attempt pending, and the last one worked more than ``grace`` seconds
+        ago (for a channel that still waits for its snapshot: it never came)."""
+        at = self._done_at.get(channel)
+        return at is not None and channel not in self._due and now - at > self.grace
+
     def cancel(self, channel: str) -> None:
         """Forget ``channel`` (unsubscribed): no attempt follows."""
         self._running.discard(channel)
         self._again.discard(channel)
         self._due.pop(channel, None)
+        self._done_at.pop(channel, None)
 
     def clear(self) -> None:
         self._due.clear()
         self._running.clear()
         self._again.clear()
+        self._done_at.clear()
 
 
 # ---------------------------------------------------------------- tokens

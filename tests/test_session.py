@@ -160,6 +160,24 @@ def test_resync_requested_during_an_attempt_runs_again_after_it() -> None:
     assert not s.done("book.Z.raw", 1.0) and len(s) == 0
 
 
+def test_a_resync_whose_snapshot_never_came_is_overdue_after_the_grace() -> None:
+    s = ResyncSchedule(grace=2.0)
+    assert not s.overdue("book.X.raw", 100.0), "never resynced: a first snapshot is the subscribe's business"
+    s.request("book.X.raw", 0.0)
+    s.begin("book.X.raw")
+    assert not s.overdue("book.X.raw", 100.0), "an attempt in flight is not overdue"
+    s.done("book.X.raw", 10.0)
+    assert not s.overdue("book.X.raw", 12.0) and s.overdue("book.X.raw", 12.1)
+    s.request("book.X.raw", 13.0)
+    assert not s.overdue("book.X.raw", 20.0), "another attempt is already due"
+    s.cancel("book.X.raw")
+    assert not s.overdue("book.X.raw", 30.0), "unsubscribed: forgotten"
+    s.request("book.Y.raw", 0.0)
+    s.done("book.Y.raw", 1.0)
+    s.clear()
+    assert not s.overdue("book.Y.raw", 10.0), "a new connection starts afresh"
+
+
 def test_token_schedule_refreshes_at_80_percent() -> None:
     t = TokenSchedule()
     t.on_auth({"access_token": "a", "refresh_token": "r", "expires_in": 100, "scope": "connection"}, now=10.0)
