@@ -96,24 +96,18 @@ def _run_emulator(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Its options are the runner's (bench/e2e/runner.py, `drbfast bench --help` from a
+    # checkout): main() hands everything after "bench" to it as given.
     p = sub.add_parser(
         "bench",
+        add_help=False,
         help="end-to-end comparison with other Python WebSocket stacks and a C floor",
         description="Runs every client in its own process against a minimal C server on "
-        "127.0.0.1 (idle reply latency, throughput, TLS, reply latency under a flood) and "
-        "prints a table of ratios to the C floor. Needs the source checkout, a C compiler "
-        "and `pip install -e \".[bench]\"`.",
+        "127.0.0.1 (idle reply latency, throughput, floods, TLS, slow consumers, order round "
+        "trips) and prints tables of ratios to the C floor. Needs the source checkout, a C "
+        "compiler and `pip install -e \".[bench]\"`.",
     )
-    p.add_argument("--quick", action="store_true", help="a small run (CI smoke test; figures not meaningful)")
-    p.add_argument("--plot", metavar="FILE.png", help="write the idle latency CDF per client (flood.png beside it)")
-    p.add_argument("--json", metavar="FILE", help="write the run (machine, versions, every figure) as JSON")
-    p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
-    p.add_argument("--results", metavar="RESULTS.md", help="rewrite the generated part of this file (bench/RESULTS.md)")
-    p.add_argument("--repeat", type=int, metavar="N", help="runs of the headline modes (default 3; 1 with --quick)")
-    p.add_argument("--slow-only", action="store_true", help="only the slow-consumer modes")
-    p.add_argument("--no-orders", action="store_true", help="skip the order round-trip modes")
-    p.add_argument("--slow-seconds", type=float, metavar="S", help="the paced feed's duration (default 30)")
-    p.set_defaults(func=_run_bench)
+    p.set_defaults(func=_run_bench, runner_argv=[])
 
 
 def bench_dir() -> Path | None:
@@ -134,21 +128,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     import importlib
 
     bench_main = importlib.import_module("bench.e2e.runner").main
-
-    return int(bench_main(bench_argv(args)))
-
-
-def bench_argv(args: argparse.Namespace) -> list[str]:
-    """``drbfast bench``'s options as the runner's command line."""
-    argv: list[str] = []
-    for flag in ("quick", "slow_only", "no_orders"):
-        if getattr(args, flag):
-            argv.append("--" + flag.replace("_", "-"))
-    for option in ("plot", "json", "markdown", "results", "repeat", "slow_seconds"):
-        value = getattr(args, option)
-        if value is not None:
-            argv += ["--" + option.replace("_", "-"), str(value)]
-    return argv
+    return int(bench_main(list(args.runner_argv)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``drbfast`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.runner_argv = rest  # the runner parses (and documents) its own options
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
