@@ -238,9 +238,10 @@ async def test_bad_input_is_survived_and_counted(emulator: Emulator) -> None:
         emulator.faults.send_oversized(size=3_000_000)
         emulator.faults.send_fragmented(b'{"jsonrpc":"2.0","id":424242,"result":1}', parts=3)
         conn.send(b'{"jsonrpc":"2.0","error":{"code":11050,"data":"invalid json","message":"bad_request"}}')
+        conn.send(b'{"jsonrpc":"2.0","id":77,"result":{"trades":[')  # a truncated reply: the one-pass reply decode
         await asyncio.sleep(0.3)
         s = client.stats
-        assert s.parse_errors == 2  # the malformed text and the binary frame
+        assert s.parse_errors == 3  # the malformed text, the binary frame, the truncated reply
         assert s.orphan_replies == 2  # unknown id 424242, and the id-less error
         assert await client.call("public/test") == {"version": "1.2.26"}
 

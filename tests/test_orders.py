@@ -226,3 +226,21 @@ async def test_an_order_placed_while_reconnecting_is_sent_once_the_session_is_ba
         result = await asyncio.wait_for(_wait(handle), TIMEOUT)
         assert result.order.order_state == "open" and client.stats.reconnects == 1
         assert [o.label for o in emulator.exchange.open_orders(DEMO_CLIENT_ID)] == [handle.label]
+
+
+async def test_a_buy_given_up_by_its_caller_still_settles_quietly(emulator: Emulator) -> None:
+    """`wait_for(client.buy(...), t)` that times out cancels only the caller's wait: the
+    order was sent and rests at the exchange, its late ack is absorbed (no stray error,
+    nothing left pending), and the session goes on."""
+    async with drbfast.connect(emulator.url, **CREDS, **FAST) as client:
+        conn = emulator.connections[-1]
+        emulator.faults.delay_responses(0.3, conn)
+        before = client.stats.responses
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.buy("BTC-PERPETUAL", 10, price=50_000.0), 0.05)
+        await wait_until(lambda: len(emulator.exchange.open_orders(DEMO_CLIENT_ID)) == 1)
+        await wait_until(lambda: client.stats.responses == before + 1)  # the late ack came
+        assert len(client._pending) == 0 and not client._unacked
+        emulator.faults.delay_responses(0.0, conn)
+        assert client.stats.timeouts == 0 and client.stats.orphan_replies == 0
+        assert (await client.buy("BTC-PERPETUAL", 10, price=50_000.5)).order.order_state == "open"
