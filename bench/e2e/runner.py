@@ -63,31 +63,31 @@ class Client:
 def clients(loops: list[str], client_exe: Path) -> list[Client]:
     out = [Client("C floor", (str(client_exe),))]
     py = sys.executable
-    mods = [
+    # (row, module, its arguments, the modes it runs: () for all)
+    mods: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         # What users import, default options: drbfast.connect + subscribe(callback=),
         # and the drop-in websockets (the same user code as the websockets rows).
-        ("drbfast.connect", "bench.e2e.clients.connect_client", ()),
-        ("drbfast.connect lazy", "bench.e2e.clients.connect_client", ("--lazy",)),
-        ("drbfast.websockets+orjson", "bench.e2e.clients.dropin_client", ("--codec", "orjson")),
-        ("drbfast.websockets+json", "bench.e2e.clients.dropin_client", ("--codec", "json")),
+        ("drbfast.connect", "bench.e2e.clients.connect_client", (), ()),
+        ("drbfast.connect lazy", "bench.e2e.clients.connect_client", ("--lazy",), ()),
+        ("drbfast.websockets+orjson", "bench.e2e.clients.dropin_client", ("--codec", "orjson"), ()),
+        ("drbfast.websockets+json", "bench.e2e.clients.dropin_client", ("--codec", "json"), ()),
         # The engine's own ceiling: FastListener with a hand-written simdjson hook.
         # lanes off: every message delivered, as the peers do (with the lanes, a book
         # flood that outruns the consumer is reset, and a rate would count skipped work)
-        ("FastListener raw", "bench.e2e.clients.drbfast_client", ("--lanes", "off")),
+        ("FastListener raw", "bench.e2e.clients.drbfast_client", ("--lanes", "off"), ()),
         # Throughput with every message handled: with the default lanes a book flood
         # that outruns the consumer is reset (most changes skipped, by design), so the
         # default rows' delivered rate says how much was shed, not how fast it works.
-        ("drbfast.connect lazy lanes=False", "bench.e2e.clients.connect_client", ("--lazy", "--lanes", "off")),
-        ("picows+simdjson", "bench.e2e.clients.picows_client", ("--codec", "simdjson")),
-        ("picows+orjson", "bench.e2e.clients.picows_client", ("--codec", "orjson")),
-        ("picows+json", "bench.e2e.clients.picows_client", ("--codec", "json")),
-        ("websockets+orjson", "bench.e2e.clients.websockets_client", ("--codec", "orjson")),
-        ("websockets+json", "bench.e2e.clients.websockets_client", ("--codec", "json")),
-        ("aiohttp+json", "bench.e2e.clients.aiohttp_client", ()),
+        ("drbfast.connect lazy lanes=False", "bench.e2e.clients.connect_client", ("--lazy", "--lanes", "off"), ("throughput",)),
+        ("picows+simdjson", "bench.e2e.clients.picows_client", ("--codec", "simdjson"), ()),
+        ("picows+orjson", "bench.e2e.clients.picows_client", ("--codec", "orjson"), ()),
+        ("picows+json", "bench.e2e.clients.picows_client", ("--codec", "json"), ()),
+        ("websockets+orjson", "bench.e2e.clients.websockets_client", ("--codec", "orjson"), ()),
+        ("websockets+json", "bench.e2e.clients.websockets_client", ("--codec", "json"), ()),
+        ("aiohttp+json", "bench.e2e.clients.aiohttp_client", (), ()),
     ]
     for loop in loops:
-        for name, mod, extra in mods:
-            only = ("throughput",) if "lanes=False" in name else ()
+        for name, mod, extra, only in mods:
             out.append(Client(name, (py, "-m", mod, *extra, "--loop", loop), loop, only))
     return out
 
