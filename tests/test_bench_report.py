@@ -37,6 +37,10 @@ RESULTS = [
     row("drbfast.connect (asyncio)", "throughput-few", rate=500_000.0, sent=1000, client={"notifications": 10}),
     row("websockets+json (asyncio)", "flood", p50_us=90_000.0, p99_us=120_000.0),
     {**row("picows+json (asyncio)", "flood"), "error": "timed out"},
+    row("C floor", "orders-idle", client={"order_n": 10, "order_sent": 10, "order_p50_us": 20.0}),
+    row("drbfast place (asyncio)", "orders-idle", client={"order_n": 10, "order_sent": 10, "order_p50_us": 50.0}),
+    row("websockets+json (asyncio)", "orders-flood", p99_us=900.0,
+        client={"order_n": 3, "order_sent": 4, "order_p50_us": 8e6, "order_late": 3}),
 ]
 
 
@@ -77,6 +81,9 @@ def test_render_states_command_machine_spread_and_failures() -> None:
     # a client that shed 99% of a throughput run is credited with what it handled
     assert "| drbfast.connect (asyncio) |" in text and "5,000 (0.05x) <1.0% handled>" in text
     assert "Each mode ran once" in report.render(run_of(RESULTS, repeat=1))
+    # the order section: the idle ratio to the C floor; a peer behind its backlog, "3 of 4"
+    assert "| drbfast place (asyncio) | orders-idle | 10 | 50.0 |" in text and "| 2.50x | - | - |" in text
+    assert "| websockets+json (asyncio) | orders-flood | 3 of 4 | 8000000.0 |" in text and "| - | 900 | 3 |" in text
 
 
 def test_write_replaces_only_the_generated_part(tmp_path: Path) -> None:

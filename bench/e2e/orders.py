@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import BUILD, compile_c, mix
+from .report import orders_table
 from .runner import Client, Result, Settings, have, run_one
 
 IDLE = (2_000, 200)        # (orders, warm-up)
@@ -122,36 +123,6 @@ def measure_orders(quick: bool) -> list[Result]:
     return results
 
 
-def orders_table(results: list[Result]) -> str:
-    """Markdown: per client and mode, the order round trip (client side, us), the idle
-    p50 as a multiple of the C floor's, the server's test_request p99 under the flood
-    and the acks later than 1 s (or never)."""
-    head = ["client", "mode", "orders", "p50 us", "p90 us", "p99 us", "max us", "p50 x C floor",
-            "test_request p99 us", "late acks (> 1 s or none)"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    floor = next((r.figures["client"].get("order_p50_us") for r in results
-                  if r.client == "C floor" and r.mode == "orders-idle" and not r.error and "client" in r.figures), None)
-    for r in results:
-        if not r.mode.startswith("orders-"):
-            continue
-        if r.error:
-            rows.append(f"| {r.client} | {r.mode} | error: {r.error[:80]} |" + " |" * (len(head) - 3))
-            continue
-        f: dict[str, Any] = r.figures
-        c: dict[str, Any] = f.get("client", {})
-        p50 = c.get("order_p50_us", 0.0)
-        ratio = f"{p50 / floor:.2f}x" if r.mode == "orders-idle" and floor and p50 else "-"
-        sent = c.get("order_sent", c.get("order_n", 0))
-        rows.append("| " + " | ".join([
-            r.client, r.mode, f"{c.get('order_n', 0)}" + (f" of {sent}" if sent != c.get("order_n") else ""),
-            f"{p50:.1f}", f"{c.get('order_p90_us', 0):.1f}", f"{c.get('order_p99_us', 0):.1f}",
-            f"{c.get('order_max_us', 0):.1f}", ratio,
-            f"{f.get('p99_us', 0):.0f}" if r.mode.startswith("orders-flood") else "-",
-            str(c.get("order_late", 0)) if r.mode.startswith("orders-flood") else "-",
-        ]) + " |")
-    return "\n".join(rows)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.e2e.orders", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", metavar="FILE", help="write the table as markdown")
     args = p.parse_args(argv)
     results = measure_orders(args.quick)
-    text = orders_table(results)
+    text = orders_table([r.__dict__ for r in results])
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))

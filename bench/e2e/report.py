@@ -197,6 +197,33 @@ def slow_table(results: list[Row]) -> str:
     return "\n".join(rows)
 
 
+def orders_table(results: list[Row]) -> str:
+    """The order round trips (client side, us): per client and mode, the idle p50 as a
+    multiple of the C floor's, the server's test_request p99 under the flood and the
+    acks later than 1 s (or never)."""
+    head = ["client", "mode", "orders", "p50 us", "p90 us", "p99 us", "max us", "p50 x C floor",
+            "test_request p99 us", "late acks (> 1 s or none)"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    floor = find(results, "C floor", "tcp", "same-core", "orders-idle").get("client", {}).get("order_p50_us")
+    for r in results:
+        if not r["mode"].startswith("orders-"):
+            continue
+        if r.get("error"):
+            rows.append(f"| {r['client']} | {r['mode']} | error: {r['error'][:80]} |" + " |" * (len(head) - 3))
+            continue
+        f, c = r["figures"], r["figures"].get("client", {})
+        flood = r["mode"].startswith("orders-flood")
+        p50 = c.get("order_p50_us", 0.0)
+        sent = c.get("order_sent", c.get("order_n", 0))
+        rows.append("| " + " | ".join([
+            r["client"], r["mode"], f"{c.get('order_n', 0)}" + (f" of {sent}" if sent != c.get("order_n") else ""),
+            f"{p50:.1f}", f"{c.get('order_p90_us', 0):.1f}", f"{c.get('order_p99_us', 0):.1f}",
+            f"{c.get('order_max_us', 0):.1f}", f"{p50 / floor:.2f}x" if not flood and floor and p50 else "-",
+            f"{f.get('p99_us', 0):.0f}" if flood else "-", str(c.get("order_late", 0)) if flood else "-",
+        ]) + " |")
+    return "\n".join(rows)
+
+
 # ---------------------------------------------------------------- targets
 
 Target = tuple[str, str, "bool | None"]
@@ -359,21 +386,6 @@ def plot(results: list[Row], directory: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- the text
 
-def _orders_section(run: dict[str, Any]) -> str:
-    try:
-        from .orders import orders_table
-    except ImportError:
-        return ""
-    rows = [r for r in run["results"] if r["mode"].startswith("orders-")]
-    return orders_table(_as_results(rows)) if rows else ""
-
-
-def _as_results(rows: list[Row]) -> list[Any]:
-    from .runner import Result
-
-    return [Result(r["client"], r["transport"], r["placement"], r["mode"], r["figures"], r.get("error")) for r in rows]
-
-
 def render(run: dict[str, Any]) -> str:
     """The generated part of RESULTS.md."""
     m, results = run["machine"], run["results"]
@@ -435,7 +447,7 @@ def render(run: dict[str, Any]) -> str:
         "",
         slow_table(results),
     ]
-    orders = _orders_section(run)
+    orders = orders_table(results) if any(r["mode"].startswith("orders-") for r in results) else ""
     if orders:
         parts += ["", "### Order round trip (send -> ack, as user code sees it)", "",
                   "The C server (serve mode) acks each private/buy at once with a production-shaped order "
@@ -511,5 +523,5 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["BEGIN", "END", "finish_run", "machine", "main_table", "median_run", "new_run", "plot", "render",
+__all__ = ["BEGIN", "END", "finish_run", "machine", "main_table", "median_run", "new_run", "orders_table", "plot", "render",
            "slow_table", "targets", "targets_table", "write"]

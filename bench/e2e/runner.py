@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import BUILD, certificate, compile_c, mix, payload
-from .report import finish_run, main_table, median_run, new_run, plot, slow_table, write
+from .report import finish_run, main_table, median_run, new_run, orders_table, plot, slow_table, write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -337,23 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     results = [] if args.slow_only else measure(args.quick, plot_dir, repeat)
     results += measure_slow(args.quick, args.slow_seconds)
     if not args.no_orders and not args.slow_only:
-        try:
-            from .orders import measure_orders
-        except ImportError:
-            print("drbfast bench: no order round-trip modes in this checkout", file=sys.stderr)
-        else:
-            results += measure_orders(args.quick)
+        from .orders import measure_orders  # it imports this module
+
+        results += measure_orders(args.quick)
     run["results"] = [r.__dict__ for r in results]
     finish_run(run)
-    text = "\n\n".join(t for t in (main_table(run["results"]) if not args.slow_only else "", slow_table(run["results"])) if t)
-    try:
-        from .orders import orders_table
-
-        orders = [r for r in results if r.mode.startswith("orders-")]
-        if orders:
-            text += "\n\n" + orders_table(orders)
-    except ImportError:
-        pass
+    rows = run["results"]
+    orders = orders_table(rows) if any(r.mode.startswith("orders-") for r in results) else ""
+    text = "\n\n".join(t for t in (main_table(rows) if not args.slow_only else "", slow_table(rows), orders) if t)
     print(text)
     failed = [r for r in results if r.error]
     for r in failed:
