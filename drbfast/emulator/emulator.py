@@ -107,7 +107,7 @@ class Emulator:
     async def start(self) -> Emulator:
         """Start listening (port 0 picks a free one) and the market streams."""
         await self.server.start()
-        self._pump = asyncio.get_running_loop().create_task(self.hub.run(self.config.tick_interval))
+        self._pump = asyncio.get_running_loop().create_task(self.hub.market_pump(self.config.tick_interval))
         return self
 
     async def stop(self) -> None:

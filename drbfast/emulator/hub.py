@@ -1,8 +1,8 @@
 """The publication hub: who is subscribed to which channel, and what they are sent.
 
 Requests subscribe and unsubscribe through it (it is the ``ctx.hub`` of handlers); after
-each request, and on every market tick (:meth:`Hub.tick`, run by :meth:`Hub.run`), it
-turns what the exchange did into notifications: ``user.*`` for orders, trades, positions
+each request, and on every market tick (:meth:`Hub.tick`, run by :meth:`Hub.market_pump`),
+it turns what the exchange did into notifications: ``user.*`` for orders, trades, positions
 and portfolios, ``trades.*``, ``book.*`` changes, tickers, quotes and the other periodic
 channels.
 """
@@ -187,7 +187,7 @@ class Hub:
                 data = self.exchange.portfolio(self.exchange.accounts[account], currency, now_ms)
                 self._send(name, data, account)
 
-    async def run(self, period: float) -> None:
+    async def market_pump(self, period: float) -> None:
         """Every ``period`` seconds, :meth:`tick` (until cancelled)."""
         while True:
             await asyncio.sleep(period)
