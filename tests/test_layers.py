@@ -8,7 +8,10 @@ imported, so a cycle that Python would tolerate at run time is still found.
 
 To hold another package to its layers, add its table to :data:`LAYER_TABLES`: a
 sequence of ``(layer name, module names)`` pairs, lowest layer first, naming every
-module of the package (``__init__`` included) once.
+module of the package (``__init__`` included) once. A subpackage may be named as one
+module of its parent's table (its modules then share its layer; its inside is for a
+table of its own), so ``"drbfast"`` can get a table naming ``"emulator"`` and
+``"websockets"`` beside ``"client"`` and ``"session"``.
 """
 
 from __future__ import annotations
@@ -193,18 +196,30 @@ def one_cycle(graph: Graph, component: Sequence[str]) -> list[str]:
 
 
 def layer_violations(graph: Graph, package: str, table: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
-    """Imports inside ``package`` from a module to one of a higher layer."""
+    """Imports inside ``package`` from a module to one of a higher layer. A subpackage
+    named in the table is one unit: its modules share its layer (imports inside it are
+    left to its own table)."""
     rank: dict[str, tuple[int, str]] = {}
     for i, (layer, modules) in enumerate(table):
         for m in modules:
             rank[package if m == "__init__" else f"{package}.{m}"] = (i, layer)
+
+    def unit(module: str) -> str | None:
+        parts = module.split(".")
+        for n in range(len(parts), 0, -1):
+            if ".".join(parts[:n]) in rank:
+                return ".".join(parts[:n])
+        return None
+
     bad = []
     for importer, targets in sorted(graph.items()):
-        if importer not in rank:
+        src = unit(importer) if importer.startswith(package + ".") or importer == package else None
+        if src is None:
             continue
         for t in sorted(targets):
-            if t in rank and rank[t][0] > rank[importer][0]:
-                bad.append(f"{importer} ({rank[importer][1]}) imports {t} ({rank[t][1]})")
+            dst = unit(t) if t.startswith(package + ".") or t == package else None
+            if dst is not None and dst != src and rank[dst][0] > rank[src][0]:
+                bad.append(f"{importer} ({rank[src][1]}) imports {t} ({rank[dst][1]})")
     return bad
 
 
@@ -251,6 +266,9 @@ def test_walker_finds_layer_violations(tmp_path: Path) -> None:
     table = (("base", ("base",)), ("top", ("top", "__init__")))
     assert layer_violations(g, "pkg", table) == ["pkg.base (base) imports pkg.top (top)"]
     assert layer_violations({"pkg.base": set(), "pkg.top": {"pkg.base"}, "pkg": {"pkg.top"}}, "pkg", table) == []
+    # A subpackage in the table is one unit: its modules have its layer.
+    nested = {"pkg.base": {"pkg.top.deep"}, "pkg.top": set(), "pkg.top.deep": {"pkg.base", "pkg.top"}}
+    assert layer_violations(nested, "pkg", table) == ["pkg.base (base) imports pkg.top.deep (top)"]
 
 
 # ---------------------------------------------------------------- the project
