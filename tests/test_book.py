@@ -19,7 +19,8 @@ from drbfast._book import OrderBook, apply_all, measure_apply
 from drbfast.book import RESYNC_STATUSES, BookSnapshot, BookStatus, book_channel, parse_book_channel
 from drbfast.book_reference import ReferenceBook
 from drbfast.bookgen import PRESETS, BookStreamGenerator
-from drbfast.emulator.market import Market, notification
+from drbfast.emulator.exchange import standalone_market
+from drbfast.emulator.market import notification
 
 SAMPLES = Path(__file__).parent / "samples"
 CH = "book.BTC-PERPETUAL.100ms"
@@ -418,7 +419,7 @@ def test_generated_stream_matches_the_generators_book(preset: str) -> None:
 
 def test_emulator_market_frames() -> None:
     """The emulator's own book frames (drbfast.emulator.market) keep the same book."""
-    market = Market(seed=3, depth=40)
+    market = standalone_market(seed=3, depth=40)
     for name in ("BTC-PERPETUAL", "BTC-26DEC26-100000-C"):
         channel = f"book.{name}.100ms"
         b = OrderBook(channel)

@@ -392,7 +392,7 @@ async def test_raw_book_sends_each_change_at_once_100ms_waits_for_the_tick() -> 
         second = await until(c, "book.BTC-PERPETUAL.raw")
         assert second["prev_change_id"] == change["change_id"] and second["bids"] == [["change", 50000.0, 30.0]]
         assert not [n for n in c.notifications if n["channel"] == "book.BTC-PERPETUAL.100ms"]
-        emu._pump_once()
+        emu.hub.tick()
         agg = await until(c, "book.BTC-PERPETUAL.100ms")
         assert agg["prev_change_id"] == agg_snap["change_id"] and ["new", 50000.0, 30.0] in agg["bids"]
         assert agg["change_id"] >= second["change_id"]

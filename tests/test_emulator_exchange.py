@@ -275,11 +275,12 @@ def test_good_til_day_expires_at_8_utc() -> None:
 
 
 def test_standalone_market_book_frames_replay_to_its_book() -> None:
-    """``Market(seed=...)`` on its own: snapshot then change frames that a client
-    applying them by the rules (new/change/delete, prev_change_id) keeps equal to it."""
-    from drbfast.emulator.market import Market, notification
+    """A market on its own (``standalone_market``): snapshot then change frames that a
+    client applying them by the rules (new/change/delete, prev_change_id) keeps equal to it."""
+    from drbfast.emulator.exchange import standalone_market
+    from drbfast.emulator.market import notification
 
-    market = Market(seed=3, depth=40)
+    market = standalone_market(seed=3, depth=40)
     for name in ("BTC-PERPETUAL", "BTC-26DEC26-100000-C"):
         snap = market.snapshot(name, 1)
         bids = {p: a for _, p, a in snap["bids"]}

@@ -66,6 +66,28 @@ async def test_minimum_heartbeat_is_ten_seconds_by_default() -> None:
         await c.close()
 
 
+async def test_the_callers_config_is_never_changed() -> None:
+    """``Emulator(cfg, **overrides)`` applies the overrides to its own copy: the
+    caller's object (and the dicts in it) stays as it was, so one config can start
+    several emulators, and each serves what it was given."""
+    cfg = EmulatorConfig(min_heartbeat=0.1, tick_interval=0.05)
+    async with Emulator(cfg, min_heartbeat=2.0, gateway=True) as first:
+        assert first.config is not cfg and first.config.min_heartbeat == 2.0 and first.config.gateway
+        first.add_cdp_key()
+        assert len(first.config.cdp_keys) == 1
+        assert cfg.min_heartbeat == 0.1 and not cfg.gateway and cfg.cdp_keys == {}, "the caller's config changed"
+        async with Emulator(cfg) as second:
+            assert not second.config.gateway and second.config.cdp_keys == {}
+            c = await WsClient.open(second.url)
+            assert (await c.result("public/set_heartbeat", interval=0.1)) == "ok", "the first one's override leaked"
+            await c.close()
+        c = await WsClient.open(first.url)
+        assert (await c.call("public/set_heartbeat", interval=1))["error"]["code"] == -32602
+        await c.close()
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        Emulator(cfg, nope=1)
+
+
 async def test_silent_client_is_closed_with_4000(emulator: Emulator) -> None:
     c = await WsClient.open(emulator.url)
     assert (await c.result("public/set_heartbeat", interval=0.2)) == "ok"

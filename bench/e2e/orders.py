@@ -21,11 +21,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from .build import BUILD, compile_c, mix
 from .report import orders_table
-from .runner import Client, Result, Settings, have, run_one
+from .common import Client, Result, Settings, have, run_one
 
 IDLE = (2_000, 200)        # (orders, warm-up)
 IDLE_QUICK = (200, 20)

@@ -15,7 +15,7 @@ from ..ratelimit import CreditBucket, Credits
 from .book import Order
 from .instruments import DIGITS, Instrument
 
-__all__ = ["Account", "Position", "RateLimits"]
+__all__ = ["Account", "IpCredits", "Position", "RateLimits"]
 
 
 def _r(x: float) -> float:
@@ -40,6 +40,21 @@ class RateLimits:
         def pool(c: Credits) -> dict[str, Any]:
             return {"rate": _rate(c.refill / c.cost), "burst": _rate(c.cap / c.cost)}
         return {"non_matching_engine": pool(self.non_matching), "matching_engine": pool(self.matching)}
+
+
+class IpCredits:
+    """Unauthenticated requests share one set of credit pools per IP address."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self._by_ip: dict[str, dict[str, CreditBucket]] = {}
+
+    def __call__(self, ip: str) -> dict[str, CreditBucket]:
+        """The pools of ``ip`` (made full on first use)."""
+        b = self._by_ip.get(ip)
+        if b is None:
+            b = self._by_ip[ip] = self.limits.buckets()
+        return b
 
 
 def _rate(x: float) -> float | int:

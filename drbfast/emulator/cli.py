@@ -86,7 +86,7 @@ def _write_cdp_key(emu: Any) -> tuple[str, str]:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from .server import Emulator
+    from .emulator import Emulator
 
     if not args.quiet:
         # Each fault's effect on stderr: closes with code and reason, test_request
@@ -130,7 +130,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 async def _apply_faults(emu: object, args: argparse.Namespace, stop: asyncio.Event) -> None:
-    from .server import Emulator
+    from .emulator import Emulator
 
     assert isinstance(emu, Emulator)
     seen: set[int] = set()

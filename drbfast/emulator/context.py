@@ -7,12 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .channels import Channel
-    from .config import EmulatorConfig
-    from .exchange import Exchange, Token
+from .channels import Channel
+from .config import EmulatorConfig
+from .exchange import Exchange, Token
 
 __all__ = ["Context", "Hub", "Session"]
 
@@ -46,6 +45,10 @@ class Hub(Protocol):
         """Subscribe; return what to send right after the response (a snapshot), if any."""
 
     def unsubscribe(self, session: Session, name: str) -> bool: ...
+
+    def publish_events(self) -> None:
+        """Tell subscribers what the exchange did since the last call (the transports
+        call this once a request's reply is on its way)."""
 
 
 @dataclass

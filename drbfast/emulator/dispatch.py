@@ -1,29 +1,30 @@
 """The request pipeline shared by WebSocket and HTTP: parse, middleware (fault hooks),
 credits, authentication, scopes, then the handler with an explicit context.
 
-Nothing here raises: every outcome is a reply (or a deliberate no-reply), so no input
-can close a socket with 1011.
+:func:`dispatch` reads only its :class:`Environment` (the exchange, the configuration,
+the hub, the per-IP credits, the monitor and the middleware), never a server or a
+connection. Nothing here raises: every outcome is a reply (or a deliberate no-reply),
+so no input can close a socket with 1011.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from .context import Context, Session
+from ..ratelimit import CreditBucket
+from .accounts import IpCredits
+from .config import EmulatorConfig
+from .context import Context, Hub, Session
 from .errors import RpcError
+from .exchange import Exchange
+from .monitor import Monitor
 from .rpc import HANDLERS, METHODS, NO_RESPONSE, Method
 
-if TYPE_CHECKING:
-    from ..ratelimit import CreditBucket
-    from .server import Emulator
-
-__all__ = ["Outcome", "dispatch", "parse_request", "normalize_method", "INVALID_JSON"]
-
-log = logging.getLogger("drbfast.emulator")
+__all__ = ["Environment", "INVALID_JSON", "Outcome", "RequestHook", "Verdict", "dispatch", "error_outcome",
+           "normalize_method", "parse_request"]
 
 #: PROTOCOL.md 3.2: text that is not JSON -> 11050 bad_request "invalid json", no id.
 INVALID_JSON = RpcError(11050, "bad_request", "invalid json")
@@ -87,7 +88,29 @@ def error_outcome(msg: dict[str, Any], error: RpcError, **kw: Any) -> Outcome:
     return Outcome(_envelope(msg, error=error), error=error, **kw)
 
 
-def dispatch(emu: Emulator, session: Session, msg: Any, *, http: bool, ip: str) -> Outcome:
+#: A middleware's answer instead of the handler's: the request in, the outcome out.
+Verdict = Callable[[dict[str, Any]], Outcome]
+#: Request middleware: sees (session, method) before anything else; a verdict answers
+#: instead of the pipeline, None lets the request through.
+RequestHook = Callable[[Any, str], "Verdict | None"]
+
+
+@dataclass
+class Environment:
+    """Everything a request may touch, by name."""
+
+    exchange: Exchange
+    config: EmulatorConfig
+    #: subscriptions and publication (handlers get it as ``ctx.hub``)
+    hub: Hub
+    #: the credit pools of unauthenticated callers, per IP
+    ip_credits: IpCredits
+    monitor: Monitor
+    #: middleware, in order (fault injection, the gateway's allowlist); WebSocket only
+    hooks: list[RequestHook] = field(default_factory=list)
+
+
+def dispatch(env: Environment, session: Session, msg: Any, *, http: bool, ip: str) -> Outcome:
     """Run one parsed request for ``session``."""
     if not isinstance(msg, dict):
         return Outcome({"jsonrpc": "2.0", "error": INVALID_JSON.as_error()}, error=INVALID_JSON)
@@ -98,11 +121,12 @@ def dispatch(emu: Emulator, session: Session, msg: Any, *, http: bool, ip: str) 
     params = msg.get("params")
     if params is None:
         params = {}  # absent and null both mean "no params" (JSON-RPC 2.0 section 4)
-    cfg = emu.config
+    cfg = env.config
+    exchange = env.exchange
 
     # Middleware: fault hooks see the request first.
     if not http:
-        for hook in emu.request_hooks:
+        for hook in env.hooks:
             verdict = hook(session, method)
             if verdict is not None:
                 return verdict(msg)
@@ -117,18 +141,18 @@ def dispatch(emu: Emulator, session: Session, msg: Any, *, http: bool, ip: str) 
     # Resolve who is asking before charging: credits are per sub-account.
     token = session.token
     if isinstance(params, dict) and isinstance(params.get("access_token"), str):
-        found = emu.exchange.token(params["access_token"], time.time(), session.id)
+        found = exchange.token(params["access_token"], time.time(), session.id)
         if found is not None and (session.client_id is None or found.client_id == session.client_id):
             token = found
-    elif token is not None and (token.expires_at <= time.time() or token.access_token not in emu.exchange.tokens):
+    elif token is not None and (token.expires_at <= time.time() or token.access_token not in exchange.tokens):
         token = None
-    buckets: dict[str, CreditBucket] = (emu.exchange.accounts[token.client_id].credits if token is not None
-                                        else emu.ip_credits(ip))
+    buckets: dict[str, CreditBucket] = (exchange.accounts[token.client_id].credits if token is not None
+                                        else env.ip_credits(ip))
     pool = spec.pool if spec is not None else "non_matching"
     cost = {"non_matching": cfg.credit_cost, "matching": cfg.matching_cost, "subscribe": cfg.subscribe_cost}[pool]
     if buckets[pool].try_acquire(cost) > 0:
         # PROTOCOL.md 9: 10028 and the session is terminated.
-        emu.log_event("session %d: %s over the %s credit limit: 10028, closing", session.id, method, pool)
+        env.monitor.event("session %d: %s over the %s credit limit: 10028, closing", session.id, method, pool)
         return error_outcome(msg, RpcError(10028, "too_many_requests"),
                              close=(cfg.rate_limit_close_code, "too_many_requests"))
     if spec is None:
@@ -147,14 +171,13 @@ def dispatch(emu: Emulator, session: Session, msg: Any, *, http: bool, ip: str) 
         if level != "none" and not token.allows(area, level):
             return error_outcome(msg, RpcError(13403, "scope_exceeded", {"reason": f"{area}:{level} required",
                                                                          "param": "access_token"}))
-    ctx = Context(emu.exchange, cfg, session, emu, http=http)
+    ctx = Context(exchange, cfg, session, env.hub, http=http)
     try:
         result = handler(ctx, params)  # type: ignore[misc]
     except RpcError as exc:
         return error_outcome(msg, exc, after=ctx.after)
     except Exception:  # a handler bug must never close the socket with 1011
-        log.exception("session %d: handler of %s failed", session.id, method)
-        emu.handler_errors += 1
+        env.monitor.bug("session %d: handler of %s failed", session.id, method)
         return error_outcome(msg, RpcError(11094, "internal_server_error"), after=ctx.after)
     if result is NO_RESPONSE:
         return Outcome(None, after=ctx.after)

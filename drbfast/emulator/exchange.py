@@ -18,10 +18,11 @@ from ..auth import sign
 from .accounts import Account, RateLimits
 from .book import STREAMS, Fill, Order, OrderBook
 from .errors import RpcError, invalid
+from .grants import verify_grant
 from .instruments import DIGITS, Instrument, default_instruments
 from .market import MARKET_ACCOUNT, Market
 
-__all__ = ["Event", "Exchange", "Order", "Token", "sign", "GRANTABLE"]
+__all__ = ["Event", "Exchange", "Order", "Token", "sign", "standalone_market", "GRANTABLE"]
 
 #: What the emulator's API keys may be granted (the scope of a full-access key).
 GRANTABLE = {"account": "read_write", "trade": "read_write", "wallet": "read_write", "block_trade": "read_write",
@@ -109,12 +110,12 @@ class Exchange:
             market.bind(self)
         self.market.seed_books(now_ms)
         for name, book in self.books.items():
-            cid = self._next_change_id(self.instruments[name])
+            cid = self.next_change_id(self.instruments[name])
             for stream in STREAMS:
                 book.flush(stream)
                 self.stream_ids[name, stream] = cid
 
-    def _next_change_id(self, inst: Instrument) -> int:
+    def next_change_id(self, inst: Instrument) -> int:
         cur = inst.currency
         self._currency_change_ids[cur] = self._currency_change_ids.get(cur, 1_000_000) + 1 + len(self.instruments)
         self.change_ids[inst.name] = self._currency_change_ids[cur]
@@ -132,7 +133,7 @@ class Exchange:
         if not bids and not asks:
             return None
         if stream == "raw" or self.change_ids[name] == prev:
-            self._next_change_id(self.instruments[name])
+            self.next_change_id(self.instruments[name])
         cur = self.stream_ids[name, stream] = self.change_ids[name]
         return prev, cur, bids, asks
 
@@ -225,8 +226,6 @@ class Exchange:
                 raise RpcError(13004, "invalid_credentials")
             return self.issue(cid, now, connection, access, session, extra)
         if grant == "coinbase_cdp" and self.cdp_keys:
-            from .gateway import verify_grant
-
             name = verify_grant(params, self.cdp_keys, now)
             if name not in self.accounts:
                 self.accounts[name] = Account(name, 10_580 + len(self.accounts), self.limits)
@@ -655,3 +654,11 @@ def _next_8am(now_ms: int) -> int:
     eight = 8 * 3_600_000
     t = (now_ms - eight) // day * day + eight
     return t + day if t <= now_ms else t
+
+
+def standalone_market(seed: int = 1, depth: int = 20) -> Market:
+    """A market over an exchange of its own with no accounts: ``snapshot`` and
+    ``step_book`` give its book frames (what ``Market(seed=...)`` alone used to be)."""
+    market = Market(seed=seed, depth=depth)
+    Exchange({}, 0.0, 0.0, seed=seed, market=market)
+    return market

@@ -1,10 +1,12 @@
 """Fault injection: make the emulator misbehave on purpose, the way production can.
 
 Every control takes the target connection; ``None`` means the newest live one.
-Faults plug into the server through its hook points only: a request hook
-(``Emulator.request_hooks``) for :meth:`Faults.fail_method`, a per-connection
-:class:`ConnectionFaults` hook for silence, delays and drops after N messages, and the
-connection's public methods (``drop``, ``close``, ``send``, ``pause_channel``).
+Faults plug into the server through its hook points only: a request hook (the
+pipeline's middleware, ``Environment.hooks``) for :meth:`Faults.fail_method`, a
+per-connection :class:`ConnectionHook` (:class:`ConnectionFaults`) for silence, delays
+and drops after N messages, and the connection's public methods (``drop``, ``close``,
+``send``, ``pause_channel``), described here by :class:`Target` so that this layer
+names no transport.
 """
 
 from __future__ import annotations
@@ -12,18 +14,66 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable, Protocol
 
 from picows import WSMsgType
 
+from .dispatch import Environment, Outcome, Verdict, error_outcome
 from .errors import RpcError
+from .monitor import Monitor
 
-if TYPE_CHECKING:
-    from .dispatch import Outcome
-    from .server import Connection, Emulator
+__all__ = ["ConnectionFaults", "ConnectionHook", "Faults", "FloodResult", "MethodFault", "Target"]
 
-__all__ = ["ConnectionFaults", "Faults", "FloodResult", "MethodFault"]
+
+class ConnectionHook(Protocol):
+    """A per-connection fault plug-in: the connection consults it around every frame."""
+
+    response_delay: float
+    snapshot_delay: float
+
+    def before_send(self, conn: Target) -> bool:
+        """False: do not send this frame."""
+
+    def after_send(self, conn: Target) -> None: ...
+
+
+class Target(Protocol):
+    """What a fault does to a connection (the WebSocket server's ``Connection`` is one)."""
+
+    id: int
+    hook: ConnectionHook | None
+    test_request_rtts_ns: list[int]
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def drop(self) -> None: ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    def send(self, payload: bytes, opcode: WSMsgType = WSMsgType.TEXT, fin: bool = True) -> None: ...
+
+    def send_many(self, payloads: Sequence[bytes]) -> None: ...
+
+    def send_ping(self, payload: bytes = b"") -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def pause_channel(self, channel: str) -> None: ...
+
+    def resume_channel(self, channel: str) -> None: ...
+
+    def stop_heartbeat(self) -> None: ...
+
+    def send_test_request(self, deadline: float | None = None) -> None: ...
+
+    def test_request_frame(self) -> bytes: ...
+
+    async def writable(self, timeout: float | None = None) -> bool: ...
 
 #: What a :meth:`Faults.fail_method` fault does to the request it catches.
 METHOD_FAULT_ACTIONS = ("drop", "close", "error", "silence")
@@ -105,59 +155,64 @@ class ConnectionFaults:
     """The per-connection fault hook (``conn.hook``): silence, late answers, and a drop
     after the emulator has sent N more messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
         self.silenced = False
         self.response_delay = 0.0
         self.snapshot_delay = 0.0
         self.drop_after_messages: int | None = None
 
-    def before_send(self, conn: Connection) -> bool:
+    def before_send(self, conn: Target) -> bool:
         return not self.silenced
 
-    def after_send(self, conn: Connection) -> None:
+    def after_send(self, conn: Target) -> None:
         if self.drop_after_messages is not None:
             self.drop_after_messages -= 1
             if self.drop_after_messages <= 0:
                 self.drop_after_messages = None
-                conn.emu.log_event("connection %d: fault: dropping after the last of N messages", conn.id)
+                self.monitor.event("connection %d: fault: dropping after the last of N messages", conn.id)
                 conn.drop()
 
 
 class Faults:
-    """The fault-injection controls of one :class:`Emulator` (``emu.faults``)."""
+    """The fault-injection controls of one emulator (``emu.faults``).
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    ``env`` is the request pipeline's environment (its middleware gets this object's
+    request hook; floods continue the exchange's book chains); ``connections`` gives the
+    live connections, newest last."""
+
+    def __init__(self, env: Environment, connections: Callable[[], Sequence[Target]]) -> None:
+        self.env = env
+        self.monitor = env.monitor
+        self._connections = connections
         self.method_faults: list[MethodFault] = []
         #: connection attempts still to be cut before the HTTP 101 answer
         self.handshakes_to_reject = 0
         #: connection attempts cut so far
         self.handshakes_rejected = 0
-        emu.request_hooks.append(self._on_request)
+        env.hooks.append(self._on_request)
 
-    def _hook(self, conn: Connection) -> ConnectionFaults:
+    def _hook(self, conn: Target) -> ConnectionFaults:
         hook = conn.hook
         if not isinstance(hook, ConnectionFaults):
-            hook = ConnectionFaults()
+            hook = ConnectionFaults(self.monitor)
             conn.hook = hook
         return hook
 
-    def _on_request(self, session: object, method: str) -> Callable[[dict[str, Any]], Outcome] | None:
+    def _on_request(self, session: object, method: str) -> Verdict | None:
         """Request middleware: an armed :meth:`fail_method` fault answers instead."""
-        from .dispatch import Outcome, error_outcome
-
         conn_id = getattr(session, "id", 0)
         fault = self.take_method_fault(method, conn_id)
         if fault is None:
             return None
-        self.emu.log_event("connection %d: fault %s on %s", conn_id, fault.action, method)
+        self.monitor.event("connection %d: fault %s on %s", conn_id, fault.action, method)
         if fault.action == "drop":
             return lambda msg: Outcome(None, drop=True)
         if fault.action == "close":
             return lambda msg: Outcome(None, close=(fault.code, fault.reason))
         if fault.action == "error":
             # 10028 is followed by the close production does (PROTOCOL.md 9).
-            close = (self.emu.config.rate_limit_close_code, "too_many_requests") if fault.code == 10028 else None
+            close = (self.env.config.rate_limit_close_code, "too_many_requests") if fault.code == 10028 else None
             return lambda msg: error_outcome(msg, RpcError(fault.code, fault.reason), close=close)
         return lambda msg: Outcome(None)  # "silence": swallowed, never answered
 
@@ -214,14 +269,15 @@ class Faults:
         self.handshakes_rejected += 1
         return True
 
-    def _conn(self, conn: Connection | None) -> Connection:
+    def _conn(self, conn: Target | None) -> Target:
         if conn is not None:
             return conn
-        if not self.emu.connections:
+        live = self._connections()
+        if not live:
             raise RuntimeError("no live connection to inject a fault into")
-        return self.emu.connections[-1]
+        return live[-1]
 
-    def drop(self, conn: Connection | None = None, *, after_messages: int | None = None, at: float | None = None) -> None:
+    def drop(self, conn: Target | None = None, *, after_messages: int | None = None, at: float | None = None) -> None:
         """Drop the TCP connection with no close frame: now, after the emulator has sent
         ``after_messages`` more messages, or ``at`` seconds from now."""
         c = self._conn(conn)
@@ -232,51 +288,51 @@ class Faults:
         else:
             c.drop()
 
-    def close(self, conn: Connection | None = None, code: int = 1001, reason: str = "maintenance") -> None:
+    def close(self, conn: Target | None = None, code: int = 1001, reason: str = "maintenance") -> None:
         """Close cleanly with ``code`` and ``reason`` (e.g. a maintenance restart)."""
         self._conn(conn).close(code, reason)
 
-    def stop_reading(self, conn: Connection | None = None) -> None:
+    def stop_reading(self, conn: Target | None = None) -> None:
         """Stop reading the client's frames (its requests pile up in TCP buffers)."""
         c = self._conn(conn)
         c.pause_reading()
 
-    def resume_reading(self, conn: Connection | None = None) -> None:
+    def resume_reading(self, conn: Target | None = None) -> None:
         c = self._conn(conn)
         c.resume_reading()
 
-    def silence(self, conn: Connection | None = None, on: bool = True) -> None:
+    def silence(self, conn: Target | None = None, on: bool = True) -> None:
         """Send nothing more on this connection, heartbeats included, and never close
         it: a link that died without telling anyone (a client watchdog must notice)."""
         c = self._conn(conn)
         self._hook(c).silenced = on
         if on:
-            self.emu.log_event("connection %d: fault: silenced (nothing sent, no close)", c.id)
+            self.monitor.event("connection %d: fault: silenced (nothing sent, no close)", c.id)
             c.stop_heartbeat()
 
-    def delay_responses(self, seconds: float, conn: Connection | None = None) -> None:
+    def delay_responses(self, seconds: float, conn: Target | None = None) -> None:
         """Answer every later request ``seconds`` late (0 restores)."""
         self._hook(self._conn(conn)).response_delay = seconds
 
-    def delay_snapshots(self, seconds: float, conn: Connection | None = None) -> None:
+    def delay_snapshots(self, seconds: float, conn: Target | None = None) -> None:
         """Send the snapshot that follows a book subscribe ``seconds`` after its reply
         instead of right after it (0 restores)."""
         self._hook(self._conn(conn)).snapshot_delay = seconds
 
-    def send_malformed(self, conn: Connection | None = None, payload: bytes = b'{"jsonrpc":"2.0","method":"subscription","params":{') -> None:
+    def send_malformed(self, conn: Target | None = None, payload: bytes = b'{"jsonrpc":"2.0","method":"subscription","params":{') -> None:
         """Send a TEXT frame that is not valid JSON."""
         self._conn(conn).send(payload)
 
-    def send_binary(self, conn: Connection | None = None, payload: bytes = b"\x00\x01binary") -> None:
+    def send_binary(self, conn: Target | None = None, payload: bytes = b"\x00\x01binary") -> None:
         """Send a BINARY frame (production never does)."""
         self._conn(conn).send(payload, WSMsgType.BINARY)
 
-    def send_oversized(self, conn: Connection | None = None, size: int = 4 * 1024 * 1024) -> None:
+    def send_oversized(self, conn: Target | None = None, size: int = 4 * 1024 * 1024) -> None:
         """Send one valid notification of about ``size`` bytes."""
         pad = "x" * max(0, size - 80)
         self._conn(conn).send(json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "announcements", "data": {"body": pad}}}, separators=(",", ":")).encode())
 
-    def send_fragmented(self, payload: bytes, parts: int = 3, conn: Connection | None = None) -> None:
+    def send_fragmented(self, payload: bytes, parts: int = 3, conn: Target | None = None) -> None:
         """Send ``payload`` as one TEXT frame and ``parts - 1`` CONTINUATION frames."""
         c = self._conn(conn)
         parts = max(1, min(parts, len(payload)))
@@ -286,12 +342,12 @@ class Faults:
             opcode = WSMsgType.TEXT if i == 0 else WSMsgType.CONTINUATION
             c.send(chunk, opcode, fin=(i == len(chunks) - 1))
 
-    def send_ping(self, conn: Connection | None = None, payload: bytes = b"emu") -> None:
+    def send_ping(self, conn: Target | None = None, payload: bytes = b"emu") -> None:
         """Send a WebSocket PING (production does not document any)."""
         c = self._conn(conn)
         c.send_ping(payload)
 
-    def send_test_requests(self, conn: Connection | None = None, *, count: int = 1, rate_hz: float | None = None, pattern: list[float] | None = None, deadline: float | None = None) -> asyncio.Task[None]:
+    def send_test_requests(self, conn: Target | None = None, *, count: int = 1, rate_hz: float | None = None, pattern: list[float] | None = None, deadline: float | None = None) -> asyncio.Task[None]:
         """Send ``count`` test_requests whatever the heartbeat interval: at ``rate_hz``,
         or after each delay of ``pattern`` (seconds). With ``deadline``, an unanswered
         one closes the socket with 4000 like production. Returns the sending task."""
@@ -308,7 +364,7 @@ class Faults:
 
         return asyncio.get_running_loop().create_task(run())
 
-    async def flood(self, conn: Connection | None = None, *, count: int = 100_000, test_request_every: int | None = None,
+    async def flood(self, conn: Target | None = None, *, count: int = 100_000, test_request_every: int | None = None,
                     channel: str = "book.BTC-PERPETUAL.raw", frame: bytes | None = None, timeout: float = 60.0) -> FloodResult:
         """Push ``count`` ~1 KB book changes on ``channel`` (continuous change_ids; the
         regular stream of that channel pauses meanwhile) as fast as the socket takes
@@ -319,19 +375,19 @@ class Faults:
         parts = channel.split(".")
         name = parts[1] if len(parts) == 3 and parts[0] == "book" else None
         stream = "raw" if parts[-1] == "raw" else "agg"
-        book_chain = name is not None and name in self.emu.exchange.change_ids and frames is not None
+        book_chain = name is not None and name in self.env.exchange.change_ids and frames is not None
         if book_chain and frames is not None and name is not None:
             # Continue the channel's change_id chain from its last frame.
-            frames.change_id = self.emu.exchange.stream_ids[name, stream]
+            frames.change_id = self.env.exchange.stream_ids[name, stream]
         before = len(c.test_request_rtts_ns)
         trs = 0
         deadline = time.monotonic() + timeout
         t0 = time.perf_counter()
         sent = 0
-        record = self.emu.config.record
-        self.emu.config.record = False  # a flood is not worth recording frame by frame
+        record = self.env.config.record
+        self.env.config.record = False  # a flood is not worth recording frame by frame
         c.pause_channel(channel)
-        self.emu.log_event("connection %d: flood of %d frames on %s", c.id, count, channel)
+        self.monitor.event("connection %d: flood of %d frames on %s", c.id, count, channel)
         try:
             while sent < count and time.monotonic() < deadline:
                 if not c.is_open:
@@ -356,10 +412,10 @@ class Faults:
                     break
                 await asyncio.sleep(0.005)
         finally:
-            self.emu.config.record = record
+            self.env.config.record = record
             c.resume_channel(channel)
             if book_chain and frames is not None and name is not None:
-                self.emu.exchange.resume_after(name, frames.change_id, stream)
-        self.emu.log_event("connection %d: flood sent %d frames in %.3f s, %d test_requests answered", c.id, sent,
+                self.env.exchange.resume_after(name, frames.change_id, stream)
+        self.monitor.event("connection %d: flood sent %d frames in %.3f s, %d test_requests answered", c.id, sent,
                            seconds, len(c.test_request_rtts_ns) - before)
         return FloodResult(sent, seconds, trs, c.test_request_rtts_ns[before:])

@@ -23,16 +23,13 @@ import itertools
 import json
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from .dispatch import INVALID_JSON, dispatch, parse_request
+from .dispatch import INVALID_JSON, Environment, dispatch, parse_request
 from .errors import RpcError
+from .exchange import Token
 
-if TYPE_CHECKING:
-    from .exchange import Token
-    from .server import Emulator
-
-__all__ = ["FrontProtocol", "HttpSession"]
+__all__ = ["FrontProtocol", "HttpSession", "Sockets"]
 
 MAX_HEAD = 16 * 1024
 _ids = itertools.count(1_000_000)
@@ -83,12 +80,47 @@ class HttpSession:
         pass
 
 
-class FrontProtocol(asyncio.Protocol):
-    """Reads the request head and routes the socket (see the module docstring)."""
+class Sockets:
+    """Every accepted socket (WebSocket or HTTP) and its peer IP, for the per-IP limit."""
 
-    def __init__(self, emu: Emulator, inner_factory: Callable[[], asyncio.BaseProtocol]) -> None:
-        self.emu = emu
+    def __init__(self) -> None:
+        self._by_transport: dict[asyncio.BaseTransport, str] = {}
+
+    def add(self, transport: asyncio.BaseTransport, ip: str) -> None:
+        self._by_transport[transport] = ip
+
+    def discard(self, transport: asyncio.BaseTransport) -> None:
+        self._by_transport.pop(transport, None)
+
+    def count(self, ip: str) -> int:
+        """Open sockets from ``ip`` (closed ones are forgotten on the way)."""
+        n = 0
+        for sock, sip in list(self._by_transport.items()):
+            if sock.is_closing():
+                del self._by_transport[sock]
+            elif sip == ip:
+                n += 1
+        return n
+
+    def close_all(self) -> None:
+        for sock in list(self._by_transport):
+            if not sock.is_closing():
+                sock.close()
+
+
+class FrontProtocol(asyncio.Protocol):
+    """Reads the request head and routes the socket (see the module docstring).
+
+    ``env`` serves the HTTP API; ``inner_factory`` makes picows' protocol for an
+    upgrade; ``sockets`` counts this socket while it is open; ``reject_handshake()``
+    True cuts an upgrade before the 101 (a fault)."""
+
+    def __init__(self, env: Environment, inner_factory: Callable[[], asyncio.BaseProtocol], sockets: Sockets,
+                 reject_handshake: Callable[[], bool]) -> None:
+        self.env = env
         self.inner_factory = inner_factory
+        self.sockets = sockets
+        self.reject_handshake = reject_handshake
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.ip = "?"
@@ -98,7 +130,7 @@ class FrontProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.ip = str(peer[0]) if peer else "?"
-        self.emu._sockets[transport] = self.ip
+        self.sockets.add(transport, self.ip)
 
     def data_received(self, data: bytes) -> None:
         if self.handed_over or self.transport is None:
@@ -114,7 +146,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is not None:
-            self.emu._sockets.pop(self.transport, None)
+            self.sockets.discard(self.transport)
 
     # ------------------------------------------------------------ routing
 
@@ -132,10 +164,10 @@ class FrontProtocol(asyncio.Protocol):
             for line in lines[1:]:
                 k, _, v = line.partition(":")
                 headers[k.strip().lower()] = v.strip()
-            limit = self.emu.config.max_connections_per_ip
-            if limit is not None and self.emu.connections_from(self.ip) > limit:
+            limit = self.env.config.max_connections_per_ip
+            if limit is not None and self.sockets.count(self.ip) > limit:
                 # PROTOCOL.md 9: the 33rd simultaneous connection gets HTTP 429.
-                self.emu.log_event("connection from %s refused: over %d connections (HTTP 429)", self.ip, limit)
+                self.env.monitor.event("connection from %s refused: over %d connections (HTTP 429)", self.ip, limit)
                 self._respond(429, b"Too Many Requests", close=True, ctype="text/plain")
                 return
             if "websocket" in headers.get("upgrade", "").lower():
@@ -154,8 +186,8 @@ class FrontProtocol(asyncio.Protocol):
         :meth:`Faults.reject_handshakes` fault is armed."""
         assert self.transport is not None
         self.handed_over = True
-        if self.emu.faults.take_handshake_rejection():
-            self.emu.log_event("connection from %s: fault: handshake cut before the 101", self.ip)
+        if self.reject_handshake():
+            self.env.monitor.event("connection from %s: fault: handshake cut before the 101", self.ip)
             self.transport.abort()
             return
         inner = self.inner_factory()
@@ -180,16 +212,16 @@ class FrontProtocol(asyncio.Protocol):
         usin = time.time_ns() // 1000
         url = urllib.parse.urlsplit(target)
         path = url.path
-        if not self.emu.config.http or not path.startswith("/api/v2"):
+        if not self.env.config.http or not path.startswith("/api/v2"):
             self._respond(404, b'{"error":"not found"}', close)
             return
         token = None
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            token = self.emu.exchange.token(auth[7:].strip(), time.time(), 0)
+            token = self.env.exchange.token(auth[7:].strip(), time.time(), 0)
         elif auth.lower().startswith("deri-hmac-sha256 "):
             try:
-                token = self.emu.exchange.authenticate_http(auth, method, target, body.decode("utf-8", "replace"),
+                token = self.env.exchange.authenticate_http(auth, method, target, body.decode("utf-8", "replace"),
                                                             time.time())
             except RpcError as exc:
                 self._reply({"jsonrpc": "2.0", "error": exc.as_error()}, usin, 400, close)
@@ -201,7 +233,7 @@ class FrontProtocol(asyncio.Protocol):
             params = {k: _typed(v) for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True)}
             msg = {"jsonrpc": "2.0", "method": rpc_method, "params": params}
         elif method == "POST":
-            if len(body) > self.emu.config.max_request_size:
+            if len(body) > self.env.config.max_request_size:
                 self._reply({"jsonrpc": "2.0", "error": RpcError(-32600, "request entity too large").as_error()},
                             usin, 413, close)
                 return
@@ -215,13 +247,13 @@ class FrontProtocol(asyncio.Protocol):
         else:
             self._respond(405, b'{"error":"method not allowed"}', close)
             return
-        outcome = dispatch(self.emu, session, msg, http=True, ip=self.ip)
+        outcome = dispatch(self.env, session, msg, http=True, ip=self.ip)
         if token is not None and token.ephemeral:
-            self.emu.exchange.tokens.pop(token.access_token, None)  # a signed request's token dies with it
-            self.emu.exchange.refresh_tokens.pop(token.refresh_token, None)
+            self.env.exchange.tokens.pop(token.access_token, None)  # a signed request's token dies with it
+            self.env.exchange.refresh_tokens.pop(token.refresh_token, None)
         for action in outcome.after:
             action()
-        self.emu.publish_events()
+        self.env.hub.publish_events()
         err = outcome.error
         status = 200 if err is None else 429 if err.code == 10028 else 500 if err.code == 11094 else 400
         self._reply(outcome.body or {"jsonrpc": "2.0", "result": None}, usin, status, close)
@@ -229,7 +261,7 @@ class FrontProtocol(asyncio.Protocol):
     def _reply(self, body: dict[str, Any], usin: int, status: int, close: bool) -> None:
         # The REST key order: testnet before usIn/usOut/usDiff (PROTOCOL.md 2).
         usout = time.time_ns() // 1000
-        body["testnet"] = self.emu.config.testnet
+        body["testnet"] = self.env.config.testnet
         body["usIn"] = usin
         body["usOut"] = usout
         body["usDiff"] = usout - usin

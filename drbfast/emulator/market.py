@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .book import Order
+from .book import Order, OrderBook
 from .instruments import DIGITS, Instrument
 
-if TYPE_CHECKING:
-    from .exchange import Exchange
-
-__all__ = ["Market", "black_scholes"]
+__all__ = ["Market", "Venue", "black_scholes"]
 
 #: Synthetic order flow's account name (never a real API key).
 MARKET_ACCOUNT = "~market~"
@@ -54,24 +51,45 @@ def black_scholes(call: bool, spot: float, strike: float, years: float, vol: flo
     return {"price": price, "delta": delta, "gamma": gamma, "vega": vega, "theta": theta, "rho": rho}
 
 
-class Market:
-    """Index prices per currency and the synthetic flow of every instrument."""
+class Venue(Protocol):
+    """What the market needs of the exchange it trades on (:class:`~.exchange.Exchange`
+    is one): its instruments and books, the flow's own orders, and the book streams'
+    change_ids. The exchange, in turn, asks the market for prices."""
 
-    def __init__(self, exchange: Exchange | None = None, seed: int = 1, depth: int = 20, taker_rate: float = 0.3) -> None:
+    instruments: dict[str, Instrument]
+    books: dict[str, OrderBook]
+    stream_ids: dict[tuple[str, str], int]
+
+    def synthetic_orders(self, instrument: str) -> list[Order]: ...
+
+    def place_synthetic(self, inst: Instrument, direction: str, amount: float, price: float | None,
+                        now_ms: int) -> None: ...
+
+    def cancel_synthetic(self, order: Order, now_ms: int) -> None: ...
+
+    def open_interest(self, inst: Instrument) -> float: ...
+
+    def publish_book(self, name: str, stream: str = "agg") -> tuple[int, int, list[list[Any]], list[list[Any]]] | None: ...
+
+    def next_change_id(self, inst: Instrument) -> int: ...
+
+
+class Market:
+    """Index prices per currency and the synthetic flow of every instrument.
+
+    A market works over a :class:`Venue`: pass it here, or later to :meth:`bind` (the
+    exchange does, for the market it is given). A market of its own, with no accounts,
+    for its book frames: :func:`drbfast.emulator.exchange.standalone_market`."""
+
+    def __init__(self, exchange: Venue | None = None, seed: int = 1, depth: int = 20, taker_rate: float = 0.3) -> None:
         self.seed = seed
         self.depth = depth
         #: probability per step and instrument that the flow sends a market order
         self.taker_rate = taker_rate
-        if exchange is None:
-            # Standalone (``Market(seed=3)``): a market over an exchange of its own with
-            # no accounts; ``snapshot``/``step_book`` give its book frames.
-            from .exchange import Exchange
-
-            Exchange({}, 0.0, 0.0, seed=seed, market=self)
-        else:
+        if exchange is not None:
             self.bind(exchange)
 
-    def bind(self, exchange: Exchange) -> None:
+    def bind(self, exchange: Venue) -> None:
         """Set up over ``exchange``'s instruments (the exchange calls this)."""
         seed = self.seed
         self.exchange = exchange
@@ -308,7 +326,7 @@ class Market:
         res = ex.publish_book(name, "agg")
         if res is None:
             prev = ex.stream_ids[name, "agg"]
-            cur = ex.stream_ids[name, "agg"] = ex._next_change_id(ex.instruments[name])
+            cur = ex.stream_ids[name, "agg"] = ex.next_change_id(ex.instruments[name])
             res = (prev, cur, [], [])
         prev, cur, bids, asks = res
         return {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
@@ -316,7 +334,7 @@ class Market:
 
 
 class _BookView:
-    def __init__(self, exchange: Exchange, name: str) -> None:
+    def __init__(self, exchange: Venue, name: str) -> None:
         pub = exchange.books[name].streams["agg"]
         self.name = name
         self.bids = pub.bids

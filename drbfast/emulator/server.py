@@ -1,44 +1,37 @@
-"""The emulator's server: one picows listener per WebSocket connection, the HTTP API on
-the same port, and the hub that publishes the exchange's state on channels.
+"""The WebSocket side of the emulator: one picows listener per connection, and the
+listening socket that accepts them (the HTTP front of :mod:`.http` first).
 
-Layers: :mod:`.exchange` (state, matching, accounts) knows nothing of sockets;
-:mod:`.dispatch` runs a request against it with an explicit :class:`~.context.Context`;
-this module moves bytes, keeps time (heartbeats, idle cuts) and publishes; fault
-injection (:mod:`.faults`) plugs in through ``Emulator.request_hooks`` and a
-per-connection :class:`ConnectionHook`, never by editing a connection's fields.
+A connection moves bytes and keeps time (heartbeats, idle cuts); what a request means is
+:func:`~.dispatch.dispatch`'s business, over the :class:`~.dispatch.Environment` the
+connection is given, and what it is subscribed to is the hub's (it is told through
+callbacks). Fault injection (:mod:`.faults`) plugs in through the environment's
+middleware and a per-connection :class:`~.faults.ConnectionHook`, never by editing a
+connection's fields.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import ssl
 import struct
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 from picows import (WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeResponse,
                     WSUpgradeResponseWithListener, ws_create_server)
 
-from ..ratelimit import CreditBucket
-from .accounts import RateLimits
-from .channels import Channel
-from .config import EmulatorConfig
 from .deflate import PerMessageDeflate, negotiate
-from .dispatch import INVALID_JSON, Outcome, dispatch, parse_request
+from .dispatch import INVALID_JSON, Environment, Outcome, dispatch, parse_request
 from .errors import RpcError
-from .exchange import Event, Exchange, Token
-from .market import Market, notification
+from .exchange import Token
+from .faults import ConnectionHook
+from .http import FrontProtocol, Sockets
+from .tls import server_context
 
-__all__ = ["Connection", "ConnectionHook", "Emulator", "Frame", "TEST_REQUEST", "HEARTBEAT", "notification"]
-
-log = logging.getLogger("drbfast.emulator")
-#: What faults and limits did (closes, test_request answers, missed deadlines): the CLI
-#: prints this logger at INFO.
-events_log = logging.getLogger("drbfast.emulator.events")
+__all__ = ["Connection", "ConnectionHook", "Frame", "HEARTBEAT", "Server", "TEST_REQUEST"]
 
 #: The production frames, byte for byte (PROTOCOL.md 1.1: keys in reverse order).
 TEST_REQUEST = b'{"params":{"type":"test_request"},"method":"heartbeat","jsonrpc":"2.0"}'
@@ -77,23 +70,17 @@ class Frame:
         return json.loads(self.payload)
 
 
-class ConnectionHook(Protocol):
-    """A per-connection fault plug-in (see :mod:`.faults`)."""
-
-    response_delay: float
-    snapshot_delay: float
-
-    def before_send(self, conn: Connection) -> bool:
-        """False: do not send this frame."""
-
-    def after_send(self, conn: Connection) -> None: ...
-
-
 class Connection(WSListener):
-    """The emulator's side of one client connection. Attributes are for assertions."""
+    """The emulator's side of one client connection. Attributes are for assertions.
 
-    def __init__(self, emu: Emulator, conn_id: int, path: str) -> None:
-        self.emu = emu
+    ``env`` is what its requests run against; ``opened`` and ``closed`` are called when
+    the WebSocket is up and when it is gone (the server keeps its registry with them)."""
+
+    def __init__(self, env: Environment, conn_id: int, path: str, *,
+                 opened: Callable[[Connection], None], closed: Callable[[Connection], None]) -> None:
+        self.env = env
+        self._opened = opened
+        self._closed = closed
         self.id = conn_id
         self.path = path
         #: which host of Coinbase's gateway this is ("trading" or "streams"); always
@@ -172,7 +159,7 @@ class Connection(WSListener):
         self.transport = transport
         peer = transport.underlying_transport.get_extra_info("peername")
         self.ip = str(peer[0]) if peer else "?"
-        self.emu._connected(self)
+        self._opened(self)
         self._arm_idle()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -185,7 +172,7 @@ class Connection(WSListener):
             if info is not None:
                 self.close_code, self.close_reason = _int(info.code), info.reason
         self._writable.set()  # nobody may wait for a socket that is gone
-        self.emu._disconnected(self)
+        self._closed(self)
         if not self.closed.done():
             self.closed.set_result(self.close_code)
 
@@ -199,14 +186,13 @@ class Connection(WSListener):
         try:
             self._on_frame(transport, frame)
         except Exception:  # picows would close with 1011; production keeps serving
-            log.exception("connection %d: frame handling failed", self.id)
             self.handler_errors += 1
-            self.emu.handler_errors += 1
+            self.env.monitor.bug("connection %d: frame handling failed", self.id)
 
     def _on_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         mt = frame.msg_type
         deflate = self.deflate
-        record = self.emu.config.record
+        record = self.env.config.record
         if record and (deflate is None or mt not in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)):
             self.frames.append(Frame(time.perf_counter_ns(), "in", _int(mt), frame.get_payload_as_bytes()))
         if mt in (WSMsgType.TEXT, WSMsgType.BINARY) or (mt == WSMsgType.CONTINUATION and self._fragments is not None):
@@ -224,7 +210,7 @@ class Connection(WSListener):
             self._last_received = time.monotonic()
             if self._compressed and deflate is not None:
                 # Binary messages are inflated too: they share the client's context.
-                inflated = deflate.decompress(payload, self.emu.config.max_request_size)
+                inflated = deflate.decompress(payload, self.env.config.max_request_size)
                 if inflated is None:  # inflates past 32 kB (or is not deflate): -32600, no id
                     self.send_json({"jsonrpc": "2.0", "error": RpcError(-32600, "request entity too large").as_error()},
                                    None)
@@ -247,7 +233,7 @@ class Connection(WSListener):
 
     def _on_text(self, payload: bytes) -> None:
         usin = time.time_ns() // 1000
-        if len(payload) > self.emu.config.max_request_size:
+        if len(payload) > self.env.config.max_request_size:
             # PROTOCOL.md 3.4: over 32 kB -> -32600 with no id.
             self.send_json({"jsonrpc": "2.0", "error": RpcError(-32600, "request entity too large").as_error()}, usin)
             return
@@ -260,9 +246,9 @@ class Connection(WSListener):
             self.requests[msg["method"]] += 1
             if msg["method"].endswith("public/test"):
                 self._answer_test_request()
-        outcome = dispatch(self.emu, self, msg, http=False, ip=self.ip)
+        outcome = dispatch(self.env, self, msg, http=False, ip=self.ip)
         self._deliver(outcome, usin)
-        self.emu.publish_events()
+        self.env.hub.publish_events()
 
     def _deliver(self, outcome: Outcome, usin: int) -> None:
         if outcome.body is not None:
@@ -284,7 +270,7 @@ class Connection(WSListener):
         self.token = token
         if first:
             # Account-scope cancel-on-disconnect applies to every new connection.
-            self.cod = self.cod or self.emu.exchange.account(token.client_id).cod
+            self.cod = self.cod or self.env.exchange.account(token.client_id).cod
 
     # ------------------------------------------------------------ sending
 
@@ -296,7 +282,7 @@ class Connection(WSListener):
         body["usIn"] = usin
         body["usOut"] = usout
         body["usDiff"] = usout - usin
-        body["testnet"] = self.emu.config.testnet
+        body["testnet"] = self.env.config.testnet
         self.send(_dumps(body))
 
     def send(self, payload: bytes, opcode: WSMsgType = WSMsgType.TEXT, fin: bool = True) -> None:
@@ -307,7 +293,7 @@ class Connection(WSListener):
         hook = self.hook
         if hook is not None and not hook.before_send(self):
             return
-        if self.emu.config.record:
+        if self.env.config.record:
             self.frames.append(Frame(time.perf_counter_ns(), "out", _int(opcode), payload))
         if self.deflate is not None and fin and opcode in (WSMsgType.TEXT, WSMsgType.BINARY):
             t.send(opcode, self.deflate.compress(payload), True, True)  # RSV1: compressed message
@@ -326,7 +312,7 @@ class Connection(WSListener):
         t = self.transport
         if t is None or t.is_disconnected or t.is_close_frame_sent or self.dropped:
             return
-        if self.hook is not None or self.emu.config.record or self.deflate is not None:
+        if self.hook is not None or self.env.config.record or self.deflate is not None:
             for payload in payloads:
                 self.send(payload)
             return
@@ -345,7 +331,7 @@ class Connection(WSListener):
             return
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-        self.emu.log_event("connection %d: closing with %d %r", self.id, code, reason)
+        self.env.monitor.event("connection %d: closing with %d %r", self.id, code, reason)
         t.send_close(WSCloseCode(code) if code in WSCloseCode._value2member_map_ else code, reason.encode())  # type: ignore[arg-type]
         asyncio.get_running_loop().call_later(1.0, t.disconnect)
 
@@ -356,7 +342,7 @@ class Connection(WSListener):
             return
         if self.close_code is None:
             self.close_code, self.close_reason = 1006, ""
-        self.emu.log_event("connection %d: dropped (no close frame, the client sees 1006)", self.id)
+        self.env.monitor.event("connection %d: dropped (no close frame, the client sees 1006)", self.id)
         self.dropped = True
         t.underlying_transport.abort()
 
@@ -393,7 +379,7 @@ class Connection(WSListener):
         """Begin production's heartbeat cycle at ``interval`` seconds (PROTOCOL.md 1.2)."""
         self.stop_heartbeat()
         self.heartbeat_interval = interval
-        self._hb_handle = asyncio.get_running_loop().call_later(interval * self.emu.config.first_factor, self._heartbeat_tick)
+        self._hb_handle = asyncio.get_running_loop().call_later(interval * self.env.config.first_factor, self._heartbeat_tick)
 
     def stop_heartbeat(self) -> None:
         if self._hb_handle is not None:
@@ -406,7 +392,7 @@ class Connection(WSListener):
         interval = self.heartbeat_interval
         if interval is None:
             return
-        cfg = self.emu.config
+        cfg = self.env.config
         # The plain heartbeat only when the server has been quiet (PROBE: none on a busy socket).
         if time.monotonic() - self._last_sent >= interval:
             self.send(HEARTBEAT)
@@ -435,7 +421,7 @@ class Connection(WSListener):
 
     def _check_deadline(self, seq: int, deadline: float) -> None:
         if self._pending_tr and self._pending_tr[0][0] <= seq:
-            self.emu.log_event("connection %d: test_request #%d not answered within %.3f s", self.id, seq, deadline)
+            self.env.monitor.event("connection %d: test_request #%d not answered within %.3f s", self.id, seq, deadline)
             self.stop_heartbeat()
             self.close(4000, "heartbeat close")
 
@@ -444,12 +430,12 @@ class Connection(WSListener):
             seq, sent = self._pending_tr.popleft()
             rtt = time.perf_counter_ns() - sent
             self.test_request_rtts_ns.append(rtt)
-            self.emu.log_event("connection %d: test_request #%d answered in %.3f ms", self.id, seq, rtt / 1e6)
+            self.env.monitor.event("connection %d: test_request #%d answered in %.3f ms", self.id, seq, rtt / 1e6)
 
     def _arm_idle(self) -> None:
         """Start the idle watch (one timer per connection, re-armed only when it fires:
         receiving a message just stamps ``_last_received``)."""
-        cfg = self.emu.config
+        cfg = self.env.config
         limits = [t for t in (cfg.idle_timeout, cfg.inactivity_timeout) if t is not None]
         if limits:
             self._idle_handle = asyncio.get_running_loop().call_later(min(limits), self._idle_check)
@@ -457,15 +443,15 @@ class Connection(WSListener):
     def _idle_check(self) -> None:
         """Production cuts a socket that sent nothing for ~60 s when it holds no
         subscription and no heartbeat, and any socket after 10 minutes (PROTOCOL.md 1.6)."""
-        cfg = self.emu.config
+        cfg = self.env.config
         quiet = time.monotonic() - self._last_received
         if cfg.idle_timeout is not None and quiet >= cfg.idle_timeout - 1e-3 and not self.subscriptions \
                 and self.heartbeat_interval is None:
-            self.emu.log_event("connection %d: idle for %.1f s with no subscription or heartbeat: dropped", self.id, quiet)
+            self.env.monitor.event("connection %d: idle for %.1f s with no subscription or heartbeat: dropped", self.id, quiet)
             self.drop()
             return
         if cfg.inactivity_timeout is not None and quiet >= cfg.inactivity_timeout - 1e-3:
-            self.emu.log_event("connection %d: inactive for %.1f s: dropped", self.id, quiet)
+            self.env.monitor.event("connection %d: inactive for %.1f s: dropped", self.id, quiet)
             self.drop()
             return
         # Not yet: look again when the nearest limit could be reached (a limit already
@@ -484,72 +470,31 @@ class Connection(WSListener):
         return self.transport is not None and not self.transport.is_disconnected
 
 
-class Emulator:
-    """A local Deribit on 127.0.0.1. Use as ``async with Emulator(config) as emu:``.
+class Server:
+    """The listening socket: the HTTP front (:mod:`.http`) on every accepted socket,
+    WebSocket upgrades handed to picows as :class:`Connection` objects, and the registry
+    of them. ``reject_handshake()`` True cuts an attempt before the 101 (a fault);
+    ``on_close(conn)`` runs once a connection is gone and out of the registry."""
 
-    ``emu.url`` is the endpoint (``emu.http_url`` the HTTP API); ``emu.connections``
-    the live server-side connections (newest last), ``emu.history`` every connection
-    ever accepted; ``emu.exchange`` the accounts, orders, books and tokens;
-    ``emu.faults`` the fault-injection controls.
-    """
-
-    def __init__(self, config: EmulatorConfig | None = None, **overrides: Any) -> None:
-        from .faults import Faults
-
-        cfg = config or EmulatorConfig()
-        for key, value in overrides.items():
-            if not hasattr(cfg, key):
-                raise TypeError(f"EmulatorConfig has no field {key!r}")
-            setattr(cfg, key, value)
-        self.config = cfg
-        from ..ratelimit import Credits
-
-        self.limits = RateLimits(
-            non_matching=Credits(cfg.credit_cost, cfg.credit_cap, cfg.credit_refill),
-            matching=Credits(cfg.matching_cost, cfg.matching_cap, cfg.matching_refill),
-            subscribe=Credits(cfg.subscribe_cost, cfg.subscribe_cap, cfg.subscribe_refill))
-        keys = {cfg.client_id: cfg.client_secret, **cfg.extra_keys}
-        self.exchange = Exchange(keys, cfg.token_ttl, cfg.signature_window, seed=cfg.seed, limits=self.limits,
-                                 now_ms=int(time.time() * 1000))
-        self.exchange.market.taker_rate = cfg.taker_rate
+    def __init__(self, env: Environment, *, reject_handshake: Callable[[], bool],
+                 on_close: Callable[[Connection], None]) -> None:
+        self.env = env
+        self.config = env.config
+        self.reject_handshake = reject_handshake
+        self.on_close = on_close
+        #: the live connections, newest last
         self.connections: list[Connection] = []
+        #: every connection ever accepted
         self.history: list[Connection] = []
-        #: channel name -> its live subscribers
-        self.subscribers: dict[str, set[Connection]] = {}
-        self.channels: dict[str, Channel] = {}
-        #: middleware: each sees (session, method) before dispatch and may return a
-        #: verdict that answers instead (fault injection plugs in here)
-        self.request_hooks: list[Callable[[Any, str], Callable[[dict[str, Any]], Outcome] | None]] = []
-        #: requests whose handler raised something other than RpcError (bugs; answered 11094)
-        self.handler_errors = 0
-        self.faults = Faults(self)
-        if cfg.gateway:
-            from .gateway import allowlist_hook
-
-            self.request_hooks.append(allowlist_hook)
-            self.exchange.cdp_keys = cfg.cdp_keys
-            self.exchange.cdp_token_ttl = cfg.gateway_token_ttl
+        #: every accepted socket (WebSocket or HTTP) and its peer IP, for the per-IP limit
+        self.sockets = Sockets()
         self.port = 0
         self.ca_path: str | None = None
-        self._server: asyncio.Server | None = None
-        self._pump: asyncio.Task[None] | None = None
-        self._next_id = 0
-        self._conn_event = asyncio.Event()
-        self._tick = 0
-        self._ip_credits: dict[str, dict[str, CreditBucket]] = {}
-        #: every accepted socket (WebSocket or HTTP) and its peer IP, for the per-IP limit
-        self._sockets: dict[asyncio.BaseTransport, str] = {}
-        self._last_ticker: dict[str, dict[str, Any]] = {}
-        self._last_quote: dict[str, Any] = {}
         self.ssl_context: ssl.SSLContext | None = None
         self.client_ssl_context: ssl.SSLContext | None = None
-
-    def __repr__(self) -> str:
-        return f"Emulator(url={self.url!r}, connections={len(self.connections)})"
-
-    @property
-    def market(self) -> Market:
-        return self.exchange.market
+        self._server: asyncio.Server | None = None
+        self._next_id = 0
+        self._conn_event = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -564,15 +509,6 @@ class Emulator:
         scheme = "wss" if self.config.tls else "ws"
         return f"{scheme}://{self._host}:{self.port}{self.config.streams_path}"
 
-    def add_cdp_key(self, kind: str = "ec") -> tuple[str, str]:
-        """Gateway mode: make a test CDP API key the gateway accepts; returns
-        ``(key_name, private_key_pem)`` for :func:`drbfast.gateway.connect_coinbase`."""
-        from .gateway import make_cdp_key
-
-        name, pem, public = make_cdp_key(kind)
-        self.config.cdp_keys[name] = public
-        return name, pem
-
     @property
     def http_url(self) -> str:
         """Base of the HTTP API, e.g. ``http://127.0.0.1:PORT/api/v2``."""
@@ -583,26 +519,10 @@ class Emulator:
     def _host(self) -> str:
         return "localhost" if self.config.tls and self.config.host == "127.0.0.1" else self.config.host
 
-    def log_event(self, fmt: str, *args: Any) -> None:
-        """Report what a fault or a limit did (the CLI prints these)."""
-        if events_log.isEnabledFor(logging.INFO):
-            events_log.info(fmt, *args)
-
-    def ip_credits(self, ip: str) -> dict[str, CreditBucket]:
-        """Unauthenticated requests share credit pools per IP address."""
-        b = self._ip_credits.get(ip)
-        if b is None:
-            b = self._ip_credits[ip] = self.limits.buckets()
-        return b
-
-    async def start(self) -> Emulator:
-        """Start listening (port 0 picks a free one) and the market streams."""
-        from .http import FrontProtocol
-
+    async def start(self) -> None:
+        """Start listening (port 0 picks a free one)."""
         cfg = self.config
         if cfg.tls:
-            from .tls import server_context
-
             self.ssl_context, self.client_ssl_context, self.ca_path = server_context(cfg.certfile, cfg.keyfile)
         self._server = await ws_create_server(
             self._factory, cfg.host, cfg.port, ssl=self.ssl_context,
@@ -617,45 +537,24 @@ class Emulator:
         inner = getattr(self._server, "_protocol_factory", None)
         if inner is None:
             raise RuntimeError("this event loop's Server hides its protocol factory; the HTTP front needs it")
-        self._server._protocol_factory = lambda: FrontProtocol(self, inner)  # type: ignore[attr-defined]
+        env, sockets, gate = self.env, self.sockets, self.reject_handshake
+        self._server._protocol_factory = lambda: FrontProtocol(env, inner, sockets, gate)  # type: ignore[attr-defined]
         await self._server.start_serving()
         self.port = self._server.sockets[0].getsockname()[1]
-        self._pump = asyncio.get_running_loop().create_task(self._market_pump())
-        return self
 
     async def stop(self) -> None:
-        """Close every connection and stop listening."""
-        if self._pump is not None:
-            self._pump.cancel()
-            try:
-                await self._pump
-            except asyncio.CancelledError:
-                pass
+        """Close every connection and socket, and stop listening."""
         for conn in list(self.connections):
             if conn.transport is not None and not conn.transport.is_disconnected:
                 conn.transport.disconnect(graceful=False)
-        for sock in list(self._sockets):
-            if not sock.is_closing():
-                sock.close()
+        self.sockets.close_all()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
 
-    async def __aenter__(self) -> Emulator:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     def connections_from(self, ip: str) -> int:
         """Open sockets from ``ip`` (closed ones are forgotten on the way)."""
-        n = 0
-        for sock, sip in list(self._sockets.items()):
-            if sock.is_closing():
-                del self._sockets[sock]
-            elif sip == ip:
-                n += 1
-        return n
+        return self.sockets.count(ip)
 
     def _factory(self, request: Any) -> Connection | WSUpgradeResponseWithListener | None:
         raw = request.path
@@ -665,7 +564,7 @@ class Emulator:
         if where != self.config.path and not streams:
             return None  # picows answers 404
         self._next_id += 1
-        conn = Connection(self, self._next_id, path)
+        conn = Connection(self.env, self._next_id, path, opened=self._opened, closed=self._closed)
         if streams:
             conn.role = "streams"
         offer = request.headers.get("sec-websocket-extensions") if self.config.permessage_deflate else None
@@ -676,24 +575,17 @@ class Emulator:
         return WSUpgradeResponseWithListener(
             WSUpgradeResponse.create_101_response({"Sec-WebSocket-Extensions": header}), conn)
 
-    def _connected(self, conn: Connection) -> None:
+    def _opened(self, conn: Connection) -> None:
         self.connections.append(conn)
         self.history.append(conn)
         self._conn_event.set()
 
-    def _disconnected(self, conn: Connection) -> None:
+    def _closed(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.remove(conn)
-        self.log_event("connection %d: closed (code %s, reason %r)", conn.id, conn.close_code, conn.close_reason)
-        for channel in list(conn.subscriptions):
-            self.unsubscribe(conn, channel)
-        if conn.cod and not conn.logged_out and conn.client_id is not None:
-            # Cancel-on-disconnect, connection scope: only orders placed through it.
-            cancelled = self.exchange.cancel_where(int(time.time() * 1000), connection=conn.id)
-            if cancelled:
-                self.log_event("connection %d: cancel-on-disconnect cancelled %d orders", conn.id, len(cancelled))
-            self.publish_events()
-        self.exchange.revoke_connection(conn.id)
+        self.env.monitor.event("connection %d: closed (code %s, reason %r)", conn.id, conn.close_code,
+                               conn.close_reason)
+        self.on_close(conn)
 
     async def wait_for_connection(self, n: int = 1, timeout: float = 5.0) -> Connection:
         """Wait until ``n`` connections have been accepted in all; return the n-th."""
@@ -703,247 +595,3 @@ class Emulator:
                 await self._conn_event.wait()
             return self.history[n - 1]
         return await asyncio.wait_for(wait(), timeout)
-
-    # ------------------------------------------------------------ hub
-
-    def subscribe(self, session: Any, channel: Channel, label: str | None) -> Callable[[], None] | None:
-        """Subscribe; return what to send right after the response (a snapshot), if any."""
-        conn = session
-        if not isinstance(conn, Connection) or channel.name in conn.subscriptions:
-            return None  # held already: acked, but no new snapshot (PROTOCOL.md 4.3)
-        conn.subscriptions.add(channel.name)
-        if label:
-            conn.labels[channel.name] = label
-        self.subscribers.setdefault(channel.name, set()).add(conn)
-        self.channels[channel.name] = channel
-        now_ms = int(time.time() * 1000)
-        first: bytes | None = None
-        if channel.family == "book" and channel.instrument is not None:
-            stream = "raw" if channel.interval == "raw" else "agg"
-            name = channel.instrument.name
-            bids, asks = self.exchange.books[name].snapshot_levels(stream)
-            first = notification(channel.name, {
-                "timestamp": now_ms, "type": "snapshot", "change_id": self.exchange.stream_ids[name, stream],
-                "instrument_name": name, "bids": bids, "asks": asks})
-        elif channel.family == "incremental_ticker" and channel.instrument is not None:
-            last = self._last_ticker.get(channel.name)
-            if last is None:
-                last = self._last_ticker[channel.name] = self.market.ticker(channel.instrument, now_ms, stats=True)
-            first = notification(channel.name, {**last, "type": "snapshot"})
-        if first is None:
-            return None
-        snap = first
-        delay = conn.hook.snapshot_delay if conn.hook is not None else 0.0
-
-        def send_snapshot() -> None:
-            if delay > 0:
-                # A fault: the snapshot comes later than the subscribe reply (on a
-                # client, the reply may overtake changes queued before the snapshot).
-                asyncio.get_running_loop().call_later(delay, conn.send, snap)
-            else:
-                conn.send(snap)
-        return send_snapshot
-
-    def unsubscribe(self, session: Any, name: str) -> bool:
-        conn = session
-        if not isinstance(conn, Connection) or name not in conn.subscriptions:
-            return False
-        conn.subscriptions.discard(name)
-        conn.labels.pop(name, None)
-        subs = self.subscribers.get(name)
-        if subs is not None:
-            subs.discard(conn)
-            if not subs:
-                del self.subscribers[name]
-                self.channels.pop(name, None)
-                self._last_ticker.pop(name, None)
-        return True
-
-    def _send(self, name: str, data: Any, account: str | None = None) -> None:
-        subs = self.subscribers.get(name)
-        if not subs:
-            return
-        frame: bytes | None = None
-        for conn in list(subs):
-            if account is not None and conn.client_id != account:
-                continue
-            if name in conn.paused:
-                continue
-            label = conn.labels.get(name)
-            if label is not None:
-                conn.send(notification(name, data, label))
-                continue
-            if frame is None:
-                frame = notification(name, data)
-            conn.send(frame)
-
-    def publish_events(self) -> None:
-        """Tell subscribers what the exchange did since the last call (orders, trades,
-        positions, portfolios: user.* channels; public trades: trades.*)."""
-        events = self.exchange.drain()
-        now_ms = int(time.time() * 1000)
-        self._publish_raw_books(now_ms)
-        if not events:
-            return
-        touched: dict[tuple[str, str], dict[str, Any]] = {}
-        for ev in events:
-            inst = self.exchange.instruments[ev.instrument]
-            if ev.kind == "trades":
-                for name, ch in list(self.channels.items()):
-                    if ch.family == "trades" and ch.matches(inst):
-                        self._send(name, ev.data)
-                continue
-            assert ev.account is not None
-            slot = touched.setdefault((ev.account, ev.instrument), {"orders": {}, "trades": []})
-            if ev.kind == "order":
-                slot["orders"][ev.data.order_id] = ev.data
-                data = ev.data.as_dict()
-                for name, ch in list(self.channels.items()):
-                    if ch.family == "user.orders" and ch.matches(inst):
-                        self._send(name, data if ch.interval == "raw" else [data], ev.account)
-            elif ev.kind == "user_trades":
-                slot["trades"].extend(ev.data)
-                for name, ch in list(self.channels.items()):
-                    if ch.family == "user.trades" and ch.matches(inst):
-                        self._send(name, [{k: v for k, v in t.items() if k != "profit_loss"} for t in ev.data],
-                                   ev.account)
-        for (account, instrument), slot in touched.items():
-            inst = self.exchange.instruments[instrument]
-            acct = self.exchange.accounts[account]
-            wanted = [(n, ch) for n, ch in self.channels.items() if ch.family == "user.changes" and ch.matches(inst)]
-            if wanted:
-                data = {"instrument_name": instrument,
-                        "orders": [o.as_dict() for o in slot["orders"].values()],
-                        "positions": [self.exchange.position_dict(acct, inst, now_ms)] if slot["trades"] else [],
-                        "trades": slot["trades"]}
-                for name, _ in wanted:
-                    self._send(name, data, account)
-            if slot["trades"]:
-                self._send_portfolio(account, inst.currency, now_ms)
-
-    def _publish_raw_books(self, now_ms: int) -> None:
-        """``book.{i}.raw``: every change as soon as the request or tick that made it is
-        done, each with its own change_id."""
-        ex = self.exchange
-        for name, book in ex.books.items():
-            if not book.dirty("raw"):
-                continue
-            res = ex.publish_book(name, "raw")
-            if res is None:
-                continue
-            channel = f"book.{name}.raw"
-            if channel in self.subscribers:
-                prev, cur, bids, asks = res
-                self._send(channel, {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
-                                     "instrument_name": name, "bids": bids, "asks": asks})
-
-    def _send_portfolio(self, account: str, currency: str, now_ms: int) -> None:
-        for name, ch in list(self.channels.items()):
-            if ch.family == "user.portfolio" and ch.currency in ("any", currency):
-                data = self.exchange.portfolio(self.exchange.accounts[account], currency, now_ms)
-                self._send(name, data, account)
-
-    async def _market_pump(self) -> None:
-        """Every tick, the market flow trades, then each subscribed channel gets its
-        frame, serialized once for all its subscribers."""
-        period = self.config.tick_interval
-        while True:
-            await asyncio.sleep(period)
-            try:
-                self._pump_once()
-            except Exception:  # the stream must survive a bug in one channel
-                log.exception("market pump failed")
-                self.handler_errors += 1
-
-    def _pump_once(self) -> None:
-        self._tick += 1
-        now_ms = int(time.time() * 1000)
-        ex = self.exchange
-        ex.market.step(now_ms)
-        ex.expire(now_ms)
-        self.publish_events()
-        changed: dict[str, dict[str, Any]] = {}
-        for name in ex.books:
-            res = ex.publish_book(name, "agg")
-            if res is not None:
-                prev, cur, bids, asks = res
-                changed[name] = {"timestamp": now_ms, "type": "change", "prev_change_id": prev, "change_id": cur,
-                                 "instrument_name": name, "bids": bids, "asks": asks}
-        if not self.subscribers:
-            return
-        slow = self._tick % 10 == 0  # about once a second at the default tick
-        for name, ch in list(self.channels.items()):
-            inst = ch.instrument
-            fam = ch.family
-            if fam == "book" and inst is not None:
-                if inst.name in changed and ch.interval != "raw":  # raw went out as it happened
-                    self._send(name, changed[inst.name])
-            elif fam == "book.grouped" and inst is not None:
-                if inst.name in changed:
-                    self._send(name, self._grouped(ch, now_ms))
-            elif fam == "ticker" and inst is not None:
-                self._send(name, ex.market.ticker(inst, now_ms))
-            elif fam == "incremental_ticker" and inst is not None:
-                self._incremental(name, inst, now_ms)
-            elif fam == "quote" and inst is not None:
-                q = ex.market.quote(inst, now_ms)
-                key = (q["best_bid_price"], q["best_ask_price"], q["best_bid_amount"], q["best_ask_amount"])
-                if self._last_quote.get(name) != key:
-                    self._last_quote[name] = key
-                    self._send(name, q)
-            elif fam == "perpetual" and inst is not None:
-                self._send(name, ex.market.perpetual(inst, now_ms))
-            elif not slow:
-                continue
-            elif fam == "platform_state":
-                self._send(name, {"locked": False, "price_index": "btc_usd"})
-            elif fam == "platform_state.public_methods_state":
-                self._send(name, {"allow_unauthenticated_public_requests": True})
-            elif fam == "deribit_price_index" and ch.currency:
-                self._send(name, ex.market.index_data(ch.currency, now_ms))
-            elif fam == "deribit_price_ranking" and ch.currency:
-                self._send(name, ex.market.ranking(ch.currency, now_ms))
-            elif fam == "markprice.options" and ch.currency:
-                self._send(name, ex.market.mark_prices(ch.currency, now_ms))
-            elif fam == "user.portfolio":
-                for conn in list(self.subscribers.get(name, ())):
-                    if conn.client_id is not None:
-                        wanted = ("BTC", "ETH") if ch.currency == "any" else (ch.currency,)
-                        for currency in wanted:
-                            if currency is not None:
-                                conn.send(notification(name, ex.portfolio(ex.accounts[conn.client_id], currency, now_ms),
-                                                       conn.labels.get(name)))
-
-    def _grouped(self, ch: Channel, now_ms: int) -> dict[str, Any]:
-        """``book.{inst}.{group}.{depth}.{interval}``: the top window as [price, amount]."""
-        inst = ch.instrument
-        assert inst is not None and ch.depth is not None
-        book = self.exchange.books[inst.name]
-        step = None if ch.group in (None, "none") else float(ch.group) / (100 if inst.currency == "ETH" else 1)
-        out: dict[str, Any] = {"timestamp": now_ms, "change_id": self.exchange.change_ids[inst.name],
-                               "instrument_name": inst.name}
-        import math
-
-        for side, key in (("buy", "bids"), ("sell", "asks")):
-            levels = book.levels(side)
-            if step is not None:
-                grouped: dict[float, float] = {}
-                for price, amount in levels:
-                    g = (math.floor(price / step) if side == "buy" else math.ceil(price / step)) * step
-                    g = round(g, 10)
-                    grouped[g] = round(grouped.get(g, 0.0) + amount, 10)
-                levels = [[p, a] for p, a in sorted(grouped.items(), reverse=(side == "buy"))]
-            out[key] = levels[:ch.depth]
-        return out
-
-    def _incremental(self, name: str, inst: Any, now_ms: int) -> None:
-        """``incremental_ticker``: only the fields that changed since the last frame."""
-        cur = self.market.ticker(inst, now_ms, stats=True)
-        last = self._last_ticker.get(name, {})
-        diff = {k: v for k, v in cur.items() if last.get(k) != v and k != "timestamp"}
-        self._last_ticker[name] = cur
-        if diff:
-            self._send(name, {**diff, "instrument_name": inst.name, "timestamp": now_ms, "type": "change"})
-
-
-__all__ += ["Event"]
