@@ -367,7 +367,7 @@ cdef class FastListener(WSListener):
                     self._n_queued -= 1
                     payload = m.payload
                     m.payload = None
-                    self._call_hook(payload, m.binary, m.rx_ns)
+                    self._call_hook(payload, m.binary, m.hook_lane, m.channel, m.rx_ns)
         while self._pub:
             m = self._pub.popleft()
             self._queued_bytes -= m.nbytes
@@ -380,7 +380,7 @@ cdef class FastListener(WSListener):
                 n += 1
                 nbytes += m.nbytes - ENTRY_OVERHEAD
             else:
-                self._call_hook(payload, m.binary, m.rx_ns)
+                self._call_hook(payload, m.binary, m.hook_lane, m.channel, m.rx_ns)
         self.n_disconnect_dropped += n
         self._end_episode()
         if n:
@@ -779,7 +779,16 @@ cdef class FastListener(WSListener):
 
     def _drain(self):
         """Hand queued messages to the hook, priority first, for at most ``slice_size``
-        messages or ``slice_time``, then yield to the loop so the socket is read again."""
+        messages or ``slice_time``, then yield to the loop so the socket is read again.
+        Called by the event loop: nothing raised here may reach it (a bug in the lanes,
+        or a loop closed under the connection)."""
+        try:
+            self._drain_slice()
+        except Exception:
+            self.n_frame_errors += 1
+            self._logger.exception("drbfast: handing over queued messages failed")
+
+    cdef int _drain_slice(self) except -1:
         cdef Py_ssize_t n = self.slice_size
         cdef int64_t deadline = now_ns() + self._slice_ns
         cdef _Msg m
@@ -822,13 +831,14 @@ cdef class FastListener(WSListener):
         if self._n_queued > 0:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
-            return
+            return 0
         while pub:                            # only dead entries are left
             self._queued_bytes -= (<_Msg>pub.popleft()).nbytes
         if n < self.slice_size:
             # The consumer worked the queue off (a book reset that emptied it does not
             # count: the flood that caused it may still be on).
             self._end_episode()
+        return 0
 
     cdef int _end_episode(self) except -1:
         """The consumer caught up: forget per-channel state, log what the episode cost."""
