@@ -423,9 +423,15 @@ async def test_ctrl_c_prints_the_keyboard_interrupt_alone(tmp_path: Any, emulato
                                                           driver: str) -> None:
     err, conns = await run_and_interrupt(tmp_path, emulator, lib, driver)
     assert only_a_keyboard_interrupt(err), err
+    codes = [c.close_code for c in conns]
     if driver == "asyncio.run":
         # The loop still ran the close: the closing handshake, as on any exit.
-        assert all(c.close_code in (1000, 1011) for c in conns), [c.close_code for c in conns]
+        assert all(code in (1000, 1011) for code in codes), codes
+    elif driver == "run_until_complete":
+        # The loop stopped, still open: closed at interpreter exit with 1001 going away
+        # (1000 when the interrupt landed inside the program's coroutine: its async with
+        # exit then ran on the still running loop).
+        assert all(code in (1000, 1001) for code in codes), codes
 
 
 @pytest.mark.parametrize("driver", ["asyncio.run", "loop closed"])
