@@ -23,7 +23,11 @@ class HeartbeatStats:
     the most ever queued; ``bound_hits`` how often the byte bound was reached.
     ``delay_*_ns``: receive -> hook call, from a fixed log histogram (~19 % buckets,
     upper edges; ``delay_max_ns`` exact). ``lane_slow_path``: queued messages whose lane
-    needed the oracle (not Deribit's production layout).
+    needed the oracle (not Deribit's production layout). ``hook_errors``: exceptions
+    raised by any hook (``on_message``, ``on_drop``, ``on_connected``,
+    ``on_disconnected``), each logged with its traceback. ``disconnect_dropped``: public
+    messages still queued when the connection ended, never handed over (replies and
+    ``user.*`` notifications always are).
     """
 
     heartbeats: int
@@ -53,6 +57,7 @@ class HeartbeatStats:
     book_resets: int
     book_dropped: int
     drop_events: int
+    disconnect_dropped: int
     delay_p50_ns: int
     delay_p99_ns: int
     delay_max_ns: int
@@ -109,8 +114,16 @@ class FastListener(WSListener):
     Everything queued is bounded by ``max_bytes`` (payload + 128 bytes each), exceeded
     by at most one message (or by priority messages, which are never dropped). An
     episode lasts while the consumer is behind: it ends when the queue is worked off,
-    or when messages go inline again with nothing lost for a second. Exceptions from
-    the hooks are logged and counted. ``backlog_limit=`` and ``overflow=`` are gone
+    or when messages go inline again with nothing lost for a second.
+
+    When the connection ends, before ``on_disconnected`` is called, every queued reply
+    and then every queued ``user.*`` notification is handed to ``on_message`` (in
+    arrival order); public data still queued is dropped (``disconnect_dropped``). With
+    ``lanes=False`` everything queued is handed over, in order.
+
+    Exceptions from every hook are logged with their traceback through ``logger`` and
+    counted (``hook_errors``); none reaches picows, the connection keeps serving and a
+    disconnect is still processed. ``backlog_limit=`` and ``overflow=`` are gone
     (:class:`~drbfast.errors.ConfigurationError` says what to use instead).
     """
 
@@ -164,7 +177,9 @@ class FastListener(WSListener):
     def send_probe(self) -> int:
         """Send an engine ``public/test`` now; return its sequence number."""
     def close(self, code: int = 1000, reason: str | bytes = "") -> None:
-        """Send a CLOSE frame and drop the connection (no-op if already down)."""
+        """Send a CLOSE frame and close the socket now, without waiting for the
+        server's (no-op if already down). The closing handshake, which waits for the
+        server's close frame: :func:`drbfast.transport.close_connection`."""
     @property
     def is_connected(self) -> bool: ...
     @property

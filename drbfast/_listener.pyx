@@ -83,7 +83,7 @@ cdef class HeartbeatStats:
     cdef readonly uint64_t backlog, backlog_peak, dropped, dropped_bytes
     cdef readonly uint64_t delivered, inline, conflated, book_resets, book_dropped
     cdef readonly uint64_t priority_backlog, queued_bytes, queued_bytes_peak, bound_hits
-    cdef readonly uint64_t drop_events, lane_slow_path
+    cdef readonly uint64_t drop_events, lane_slow_path, disconnect_dropped
     cdef readonly int64_t delay_p50_ns, delay_p99_ns, delay_max_ns
     cdef readonly int64_t last_rx_ns, last_heartbeat_ns, last_test_request_ns
     cdef readonly int64_t last_reply_sent_ns, last_test_reply_ns, last_rtt_ns
@@ -112,6 +112,7 @@ _STATS_FIELDS = (
     "lane_slow_path", "hook_errors", "frame_errors", "delivered", "inline", "backlog",
     "backlog_peak", "priority_backlog", "queued_bytes", "queued_bytes_peak", "bound_hits",
     "conflated", "dropped", "dropped_bytes", "book_resets", "book_dropped", "drop_events",
+    "disconnect_dropped",
     "delay_p50_ns", "delay_p99_ns", "delay_max_ns",
     "last_rx_ns", "last_heartbeat_ns", "last_test_request_ns", "last_reply_sent_ns",
     "last_test_reply_ns", "last_rtt_ns",
@@ -247,7 +248,7 @@ cdef class FastListener(WSListener):
         uint64_t n_fragmented, n_slow_path, n_lane_slow_path, n_hook_errors, n_frame_errors
         uint64_t n_delivered, n_inline, n_backlog_peak, n_queued_bytes_peak, n_bound_hits
         uint64_t n_conflated, n_dropped, n_dropped_bytes, n_book_resets, n_book_dropped
-        uint64_t n_drop_events
+        uint64_t n_drop_events, n_disconnect_dropped
         int64_t t_rx, t_heartbeat, t_test_request, t_reply_sent, t_test_reply, t_rtt
         readonly object close_code
         readonly object close_reason
@@ -307,21 +308,86 @@ cdef class FastListener(WSListener):
 
     # ------------------------------------------------------------ picows callbacks
 
+    # Every call into Python from the connect and disconnect callbacks is guarded: an
+    # exception that reached picows would be logged as str(exc) alone (no traceback),
+    # and one in on_ws_connected would fail the connection. Logged with its traceback
+    # through the listener's logger and counted in stats.hook_errors instead.
+
     cpdef on_ws_connected(self, WSTransport transport):
         self.transport = transport
         import asyncio
         self._loop = asyncio.get_running_loop()
         if self._on_connected is not None:
-            self._on_connected(self)
+            try:
+                self._on_connected(self)
+            except Exception:
+                self.n_hook_errors += 1
+                self._logger.exception("drbfast: the on_connected hook raised; the connection stays up")
 
     cpdef on_ws_disconnected(self, WSTransport transport):
-        handshake = transport.close_handshake
-        if handshake is not None and handshake.recv is not None:
-            # picows reads a close without a status as 0; RFC 6455 7.1.5 calls it 1005.
-            self.close_code = int(handshake.recv.code) or 1005
-            self.close_reason = handshake.recv.reason or ""
+        try:
+            handshake = transport.close_handshake
+            if handshake is not None and handshake.recv is not None:
+                # picows reads a close without a status as 0; RFC 6455 7.1.5 calls it 1005.
+                self.close_code = int(handshake.recv.code) or 1005
+                self.close_reason = handshake.recv.reason or ""
+        except Exception:
+            self.n_frame_errors += 1
+            self._logger.exception("drbfast: reading the close handshake failed")
+        try:
+            self._flush_at_disconnect()
+        except Exception:
+            self.n_frame_errors += 1
+            self._logger.exception("drbfast: handing over queued messages at the disconnect failed")
         if self._on_disconnected is not None:
-            self._on_disconnected(self)
+            try:
+                self._on_disconnected(self)
+            except Exception:
+                self.n_hook_errors += 1
+                self._logger.exception("drbfast: the on_disconnected hook raised")
+
+    cdef int _flush_at_disconnect(self) except -1:
+        """Before ``on_disconnected``: hand every queued reply, then every queued
+        ``user.*`` notification (each kind in arrival order) to ``on_message``. The
+        consumer has them in memory: a caller waiting for a reply gets it, not a
+        ConnectionLost. Public data still queued is dropped and counted in
+        ``disconnect_dropped`` (it is stale, and a reconnect resubscribes). With
+        ``lanes=False`` (one FIFO the consumer promised to read whole: the drop-in)
+        everything queued is handed over, in order."""
+        cdef _Msg m
+        cdef uint64_t n = 0
+        cdef uint64_t nbytes = 0
+        if self._n_queued == 0:
+            return 0
+        if self.lanes:
+            for q in (self._replies, self._prio):
+                while q:
+                    m = q.popleft()
+                    self._queued_bytes -= m.nbytes
+                    self._n_queued -= 1
+                    payload = m.payload
+                    m.payload = None
+                    self._call_hook(payload, m.binary, m.hook_lane, m.channel, m.rx_ns)
+        while self._pub:
+            m = self._pub.popleft()
+            self._queued_bytes -= m.nbytes
+            if m.payload is None:
+                continue                      # a dead entry (dropped or reset before)
+            self._n_queued -= 1
+            payload = m.payload
+            m.payload = None
+            if self.lanes:
+                n += 1
+                nbytes += m.nbytes - ENTRY_OVERHEAD
+            else:
+                self._call_hook(payload, m.binary, m.hook_lane, m.channel, m.rx_ns)
+        self.n_disconnect_dropped += n
+        self._end_episode()
+        if n:
+            self._logger.info("drbfast: the connection ended with %d public messages (%d bytes) not yet "
+                              "handed over; dropped (replies and user.* notifications were delivered)",
+                              n, nbytes)
+        return 0
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int64_t t = now_ns()
@@ -713,7 +779,16 @@ cdef class FastListener(WSListener):
 
     def _drain(self):
         """Hand queued messages to the hook, priority first, for at most ``slice_size``
-        messages or ``slice_time``, then yield to the loop so the socket is read again."""
+        messages or ``slice_time``, then yield to the loop so the socket is read again.
+        Called by the event loop: nothing raised here may reach it (a bug in the lanes,
+        or a loop closed under the connection)."""
+        try:
+            self._drain_slice()
+        except Exception:
+            self.n_frame_errors += 1
+            self._logger.exception("drbfast: handing over queued messages failed")
+
+    cdef int _drain_slice(self) except -1:
         cdef Py_ssize_t n = self.slice_size
         cdef int64_t deadline = now_ns() + self._slice_ns
         cdef _Msg m
@@ -756,13 +831,14 @@ cdef class FastListener(WSListener):
         if self._n_queued > 0:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
-            return
+            return 0
         while pub:                            # only dead entries are left
             self._queued_bytes -= (<_Msg>pub.popleft()).nbytes
         if n < self.slice_size:
             # The consumer worked the queue off (a book reset that emptied it does not
             # count: the flood that caused it may still be on).
             self._end_episode()
+        return 0
 
     cdef int _end_episode(self) except -1:
         """The consumer caught up: forget per-channel state, log what the episode cost."""
@@ -803,7 +879,9 @@ cdef class FastListener(WSListener):
         return self._seq
 
     def close(self, int code=1000, reason=""):
-        """Start the closing handshake and drop the connection."""
+        """Send a close frame and close the socket now, without waiting for the
+        server's (a failing connection). For the closing handshake, which waits for
+        the server's close frame first: ``drbfast.transport.close_connection``."""
         if self.transport is None or self.transport.is_disconnected:
             return
         if isinstance(reason, str):
@@ -876,6 +954,7 @@ cdef class FastListener(WSListener):
         s.book_resets = self.n_book_resets
         s.book_dropped = self.n_book_dropped
         s.drop_events = self.n_drop_events
+        s.disconnect_dropped = self.n_disconnect_dropped
         s.delay_p50_ns = self._percentile(total, 0.50)
         s.delay_p99_ns = self._percentile(total, 0.99)
         s.delay_max_ns = self._delay_max

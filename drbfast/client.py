@@ -18,6 +18,7 @@ import enum
 import logging
 import ssl as ssl_module
 import time
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ from .session import (
 )
 from .orders import LabelMaker, Order, OrderResult, encode_order, order_params
 from .stats import ClientStats
-from .transport import default_ssl, open_listener
+from .transport import (DEFAULT_CLOSE_TIMEOUT, abandon_task, close_at_exit, close_connection, close_now, default_ssl,
+                        loop_usable, open_listener, owned_task)
 from .urls import TESTNET
 
 __all__ = ["Client", "Connect", "Event", "OrderHandle", "State", "Subscription", "connect"]
@@ -259,6 +261,8 @@ class Client:
         self._lost: asyncio.Future[ConnectionLost] | None = None
         self._kick: asyncio.Future[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed_now = False  # closed without the loop (_close_now): close() has nothing left to do
         self._first: asyncio.Future[None] | None = None
         self._closing = False
         self._fatal: BaseException | None = None
@@ -331,9 +335,10 @@ class Client:
         caller is cancelled, nothing is left behind: no socket, no task, no retry."""
         if self._state is not State.NEW:
             raise ConfigurationError("this client was started already; call drbfast.connect() again for a new one")
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._first = loop.create_future()
-        self._supervisor = loop.create_task(self._supervise(), name=f"drbfast supervisor {self.url}")
+        self._supervisor = owned_task(loop, self._supervise(), name=f"drbfast supervisor {self.url}")
+        close_at_exit(self)
         try:
             await self._first
         except BaseException:
@@ -483,9 +488,15 @@ class Client:
     def _detach(self, listener: FastListener, reason: str) -> None:
         """Stop listening to ``listener`` (its callbacks are ignored from now on), fail
         what is in flight on it, and close it."""
+        if not loop_usable(self._loop):
+            # A coroutine of ours finalized after the loop stopped or closed: failing the
+            # calls in flight would schedule their callbacks on a dead loop.
+            self._close_now()
+            return
         if listener is self._listener:
             self._lost_connection(listener, ConnectionLost(f"connection closed: {reason}"))
-        if listener.is_connected:
+        if listener.is_connected and not (listener.transport is not None and listener.transport.is_close_frame_sent):
+            # (a close frame already sent: a closing handshake is under way, let it end)
             listener.close(1000, reason)
         transport = self._transport
         if transport is not None and transport is listener.transport:
@@ -636,7 +647,18 @@ class Client:
 
     async def close(self) -> None:
         """Close the session: no reconnect; pending requests fail with ConnectionLost.
-        Returns once the socket is closed and the supervisor has stopped."""
+        Closes with the closing handshake: a close frame (1000), what was sent before it
+        still reaches the server, then up to ``DEFAULT_CLOSE_TIMEOUT`` (5 s) for the
+        server's close frame before the socket is dropped. Returns once the socket is
+        closed and every task of the client (supervisor, order submissions) has ended.
+        Where the event loop is gone (stopped by a Ctrl-C under ``run_until_complete``,
+        closed, or a coroutine finalized at interpreter exit) the socket is closed at
+        once instead (:func:`drbfast.transport.close_now`). Never raises."""
+        if self._closed_now:
+            return  # (first: at interpreter exit this may run with module globals gone)
+        if not loop_usable(self._loop):
+            self._close_now()
+            return
         if self._state in (State.CLOSED, State.FAILED) and (self._supervisor is None or self._supervisor.done()):
             self._state = State.CLOSED
             self._end_subscriptions()
@@ -647,13 +669,11 @@ class Client:
         self._ready.clear()
         listener, transport = self._listener, self._transport
         if listener is not None:
-            self._detach(listener, "drbfast client closed")
+            self._lost_connection(listener, ConnectionLost("connection closed: drbfast client closed"))
+        self._transport = None
         self._poke()
         if transport is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(transport.wait_disconnected()), 2.0)
-            except (asyncio.TimeoutError, Exception):
-                transport.disconnect(graceful=False)
+            await close_connection(transport, 1000, "drbfast client closed", DEFAULT_CLOSE_TIMEOUT)
         sup = self._supervisor
         if sup is not None and connecting:
             sup.cancel()  # in the middle of TCP/TLS/handshake: nothing to wait for
@@ -666,8 +686,11 @@ class Client:
                     await sup
                 except BaseException:  # its cancellation (or what ended it): closing either way
                     log.debug("drbfast: supervisor ended while closing", exc_info=True)
-        for task in list(self._order_tasks):
+        order_tasks = list(self._order_tasks)
+        for task in order_tasks:
             task.cancel()
+        if order_tasks:
+            await asyncio.wait(order_tasks, timeout=2.0)
         for live in self._live_books.values():
             for fut in live.waiters:
                 if not fut.done():
@@ -677,6 +700,40 @@ class Client:
         for handle in list(self._to_reconcile):
             handle._settle("unknown", None)
         self._to_reconcile.clear()
+
+    def _close_now(self, finalize: bool = False) -> None:
+        """close() where the event loop is gone: the socket closed at once, nothing
+        awaited, resolved or scheduled (the loop may be closed); tasks are cancelled
+        only if the loop is still open (it may run again); ``finalize``: see
+        :func:`drbfast.transport.abandon_task`."""
+        self._closed_now = True
+        self._closing = True
+        loop = self._loop
+        loop_open = loop is not None and not loop.is_closed()
+        transport = self._transport
+        self._listener = None
+        self._transport = None
+        if transport is not None:
+            close_now(transport, loop, at_exit=finalize)
+        current = asyncio.current_task() if loop_usable(loop) else None
+        for task in (self._supervisor, *self._order_tasks):
+            if task is not current:
+                abandon_task(task, loop_open, finalize)
+        self._state = State.CLOSED
+
+    def _close_at_exit(self) -> None:
+        if not self._closed_now and not loop_usable(self._loop):
+            self._close_now(finalize=True)
+
+    def __del__(self) -> None:
+        # A client dropped while connected: asyncio's transports warn the same way.
+        try:
+            if self._closing or self._closed_now or (self._transport is None and (self._supervisor is None or self._supervisor.done())):
+                return
+            warnings.warn(f"unclosed {self!r}: call close() or use async with", ResourceWarning, source=self)
+            self._close_now()
+        except Exception:  # noqa: S110 - at interpreter exit anything may be half torn down
+            pass
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the session is (re)connected; raises the fatal error if reconnects
@@ -1079,7 +1136,7 @@ class Client:
         if self._ready.is_set() and listener is not None and (bucket is None or bucket.try_acquire() == 0.0):
             self._send_order(handle, listener)
             return
-        task = asyncio.get_running_loop().create_task(self._submit_later(handle))
+        task = owned_task(asyncio.get_running_loop(), self._submit_later(handle))
         self._order_tasks.add(task)
         task.add_done_callback(self._order_tasks.discard)
 

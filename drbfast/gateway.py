@@ -164,6 +164,18 @@ class SplitClient:
         return await self.trading.cancel_all(**params)
 
     async def close(self) -> None:
+        """Close both sessions, each with its closing handshake, at the same time (see
+        :meth:`Client.close`). Where the event loop is gone, both sockets are closed
+        at once. Never raises."""
+        if self.trading._closed_now and self.market._closed_now:
+            return  # (first: at interpreter exit this may run with module globals gone)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # Finalized after the loop stopped: gather would look for (or make) a loop.
+            await self.trading.close()
+            await self.market.close()
+            return
         await asyncio.gather(self.trading.close(), self.market.close())
 
 

@@ -13,6 +13,7 @@ import socket
 import ssl as ssl_module
 import urllib.parse
 import urllib.request
+import warnings
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Literal, overload
@@ -25,7 +26,8 @@ from ..._listener import FastListener, HeartbeatStats
 from ...backoff import Backoff
 from ...errors import DeribitError, error_from_reply
 from ...frames import ENGINE_ID_PREFIX
-from ...transport import set_heartbeat_request
+from ...transport import (abandon_task, close_at_exit, close_connection, close_now, loop_usable, owned_task,
+                          set_heartbeat_request)
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -190,6 +192,7 @@ class ClientConnection:
         self._keepalive_task: asyncio.Task[None] | None = None
         self._deliver_heartbeats = False
         self._reaper: asyncio.Task[None] | None = None
+        self._abandoned = False  # closed by _close_now (the loop was gone)
         #: round trip of the last PING answered, in seconds (keepalive or ``ping()``)
         self.latency: float = 0.0
         #: how many times the queue reached its bound and reading was paused
@@ -625,18 +628,60 @@ class ClientConnection:
     # ------------------------------------------------------------ closing, ping
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Send a close frame, wait up to ``close_timeout`` for the server's, then
-        drop the TCP connection. Idempotent."""
-        transport = self.ws_transport
-        if transport is None or self._closed.done():
+        """The closing handshake: send a close frame, keep reading until the server's
+        arrives (messages before it still reach ``recv()``), at most ``close_timeout``
+        seconds, then close TCP gracefully (dropped after the timeout). The keepalive
+        and reaper tasks are cancelled and awaited. Where the event loop is gone
+        (stopped by a Ctrl-C under ``run_until_complete``, closed, or this coroutine
+        finalized at interpreter exit) the socket is closed at once instead. Idempotent;
+        never raises but CancelledError."""
+        if self._abandoned:
+            return  # (first: at interpreter exit this may run with module globals gone)
+        if not loop_usable(self._loop):
+            self._close_now()
             return
-        if not transport.is_close_frame_sent:
-            transport.send_close(picows.WSCloseCode(code), reason.encode())
+        transport = self.ws_transport
+        if transport is not None and not self._closed.done():
+            await close_connection(transport, code, reason, self.close_timeout)
+        await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        """Cancel and await this connection's own tasks (none outlives it)."""
+        current = asyncio.current_task()
+        tasks = [t for t in (self._keepalive_task, self._reaper) if t is not None and not t.done() and t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+
+    def _close_now(self, finalize: bool = False) -> None:
+        """close() without the event loop: the socket closed at once (a 1001 close
+        frame written straight to it when possible), nothing awaited or scheduled on
+        a closed loop, the tasks cancelled only if the loop is still open;
+        ``finalize``: see :func:`drbfast.transport.abandon_task`."""
+        self._abandoned = True
+        loop_open = not self._loop.is_closed()
+        if self.ws_transport is not None:
+            close_now(self.ws_transport, self._loop, at_exit=finalize)
+        current = asyncio.current_task() if loop_usable(self._loop) else None
+        for task in (self._keepalive_task, self._reaper):
+            if task is not current:
+                abandon_task(task, loop_open, finalize)
+
+    def _close_at_exit(self) -> None:
+        if not self._abandoned and not self._closed.done() and not loop_usable(self._loop):
+            self._close_now(finalize=True)
+
+    def __del__(self) -> None:
+        # A connection dropped while open: asyncio's transports warn the same way.
         try:
-            await asyncio.wait_for(asyncio.shield(self._closed), self.close_timeout)
-        except asyncio.TimeoutError:
-            transport.disconnect(graceful=False)
-            await asyncio.shield(self._closed)
+            transport = self.ws_transport
+            if transport is None or transport.is_disconnected or self._abandoned or self._closed.done():
+                return
+            warnings.warn(f"unclosed {self!r}: call close() or use async with", ResourceWarning, source=self)
+            self._close_now()
+        except Exception:  # noqa: S110 - at interpreter exit anything may be half torn down
+            pass
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed."""
@@ -672,7 +717,7 @@ class ClientConnection:
             if not pong.done():
                 pong.set_result(rtt)
 
-        task = self._loop.create_task(measure())
+        task = owned_task(self._loop, measure())
         self._closed.add_done_callback(lambda _f: task.cancel() if not task.done() else None)
         await asyncio.sleep(0)  # let the ping go out before returning, as websockets
         return pong
@@ -709,8 +754,9 @@ class ClientConnection:
     def _start(self) -> None:
         if self._closed.done():
             return
+        close_at_exit(self)
         if self.ping_interval is not None:
-            self._keepalive_task = self._loop.create_task(self._keepalive())
+            self._keepalive_task = owned_task(self._loop, self._keepalive())
 
     async def __aenter__(self) -> ClientConnection:
         return self
@@ -1072,7 +1118,7 @@ class connect:  # noqa: N801 - the name websockets uses
             error = InvalidMessage("did not receive a valid HTTP response")
             error.__cause__ = eof
             raise error
-        conn._reaper = conn._loop.create_task(_reap(transport))
+        conn._reaper = owned_task(conn._loop, _reap(transport))
         conn.listener, conn.ws_transport = listener, transport
         try:
             self._negotiate(conn, transport)
