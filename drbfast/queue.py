@@ -200,6 +200,16 @@ class BoundedQueue(Generic[T]):
         self._wake()
         return True
 
+    def refuse(self, item: T, size: int = 0) -> None:
+        """Count ``item`` as dropped at the bound without queueing it (``on_drop`` runs),
+        for an owner whose policy decides per item (a subscription refuses a book change
+        that finds the queue full, whatever ``overflow`` says)."""
+        self.put_count += 1
+        self.dropped += 1
+        self.dropped_bytes += size
+        if self._on_drop is not None:
+            self._on_drop(item, size)
+
     def _at_bound(self) -> bool:
         return ((self.maxsize is not None and len(self._items) >= self.maxsize)
                 or (self.max_bytes is not None and self._bytes >= self.max_bytes))

@@ -57,6 +57,14 @@ def test_drop_newest_refuses_the_new_item() -> None:
     assert q.items() == [0, 1] and q.dropped == 2 and dropped == [2, 3]
 
 
+def test_refuse_counts_a_drop_without_queueing() -> None:
+    dropped: list[str] = []
+    q: BoundedQueue[str] = BoundedQueue(2, on_drop=lambda item, size: dropped.append(item))
+    q.put("a")
+    q.refuse("b", size=9)
+    assert q.items() == ["a"] and q.dropped == 1 and q.dropped_bytes == 9 and dropped == ["b"] and q.put_count == 2
+
+
 def test_byte_bound_drops_oldest_but_always_keeps_the_newest() -> None:
     q: BoundedQueue[str] = BoundedQueue(max_bytes=10)
     q.put("a", size=4)
