@@ -13,7 +13,6 @@ import socket
 import ssl as ssl_module
 import urllib.parse
 import urllib.request
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Literal, overload
 
@@ -25,6 +24,7 @@ from ..._listener import FastListener, HeartbeatStats
 from ...backoff import Backoff
 from ...errors import DeribitError, error_from_reply
 from ...frames import ENGINE_ID_PREFIX
+from ...queue import BoundedQueue, Overflow, QueueBusy, QueueClosed
 from ...transport import set_heartbeat_request
 from ..exceptions import (
     ConcurrencyError,
@@ -173,16 +173,12 @@ class ClientConnection:
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self._loop = loop
-        self._queue: deque[tuple[Data, int]] = deque()
-        self._bytes = 0
-        self._high, self._low = _marks(max_queue, "max_queue")
-        self._high_bytes, self._low_bytes = _marks(DEFAULT_MAX_QUEUE_BYTES, "max_queue_bytes")
-        self._drop = False
+        self._max_queue = max_queue
+        self._pauses_seen = 0
+        self._queue: BoundedQueue[Data] = self._make_queue(DEFAULT_MAX_QUEUE_BYTES, "pause")
         self._max_size = protocol.max_size if protocol.max_size is not None else _NO_LIMIT
         self._write_limit = write_limit[0] if isinstance(write_limit, tuple) else write_limit
-        self._waiter: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] = loop.create_future()
-        self._paused = False
         self._failed = False
         self._hb_reply: asyncio.Future[bytes] | None = None
         self._ping_lock = asyncio.Lock()
@@ -192,20 +188,41 @@ class ClientConnection:
         self._reaper: asyncio.Task[None] | None = None
         #: round trip of the last PING answered, in seconds (keepalive or ``ping()``)
         self.latency: float = 0.0
-        #: how many times the queue reached its bound and reading was paused
-        self.queue_pauses = 0
-        #: the longest the queue has been (messages)
-        self.queue_peak = 0
-        #: messages (and their bytes) dropped at the bound with ``overflow="drop"``
-        self.dropped = 0
-        self.dropped_bytes = 0
         self.listener: FastListener | None = None
         self.ws_transport: picows.WSTransport | None = None
 
     def _configure(self, *, max_queue_bytes: Marks, overflow: str, deliver_heartbeats: bool = False) -> None:
-        self._high_bytes, self._low_bytes = _marks(max_queue_bytes, "max_queue_bytes")
-        self._drop = overflow == "drop"
+        self._queue = self._make_queue(max_queue_bytes, "drop_oldest" if overflow == "drop" else "pause")
         self._deliver_heartbeats = deliver_heartbeats
+
+    def _make_queue(self, max_queue_bytes: Marks, policy: Overflow) -> BoundedQueue[Data]:
+        """The unread queue: ``max_queue`` messages and ``max_queue_bytes`` bytes, each a
+        ``(high, low)`` pair; ``"pause"`` stops reading at a high mark until both are
+        back at their low marks, ``"drop_oldest"`` keeps reading and drops."""
+        high, low = _marks(self._max_queue, "max_queue")
+        high_bytes, low_bytes = _marks(max_queue_bytes, "max_queue_bytes")
+        return BoundedQueue(high, max_bytes=high_bytes, overflow=policy, low=low, low_bytes=low_bytes,
+                            on_drop=self._dropped, on_pause=self._pause, on_resume=self._resume)
+
+    @property
+    def queue_pauses(self) -> int:
+        """How many times the queue reached its bound and reading was paused."""
+        return self._queue.pauses
+
+    @property
+    def queue_peak(self) -> int:
+        """The longest the queue has been (messages)."""
+        return self._queue.peak
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped at the bound with ``overflow="drop"``."""
+        return self._queue.dropped
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Bytes of the messages dropped at the bound with ``overflow="drop"``."""
+        return self._queue.dropped_bytes
 
     # ------------------------------------------------------------ listener hooks
 
@@ -214,7 +231,13 @@ class ClientConnection:
         self.ws_transport = listener.transport
 
     def _on_message(self, payload: bytes, binary: bool) -> None:
-        """Called by the listener once per non-heartbeat message, in order."""
+        """Called by the listener once per non-heartbeat message, in order (also for
+        what it still had queued when the connection ended)."""
+        self._receive(payload, binary)
+        if self._closed.done():
+            self._end_if_flushed()
+
+    def _receive(self, payload: bytes, binary: bool) -> None:
         if self._failed:
             return  # closing after a protocol error: websockets delivers nothing more
         transport = self.ws_transport
@@ -233,39 +256,22 @@ class ClientConnection:
                 # RFC 6455 8.1: a TEXT message that is not UTF-8 fails the connection (1007).
                 self._fail(1007, f"{exc.reason} at position {exc.start}")
                 return
-        size = len(payload)
-        queue = self._queue
-        queue.append((data, size))
-        self._bytes += size
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        depth = len(queue)
-        if depth > self.queue_peak:
-            self.queue_peak = depth
-        high, high_bytes = self._high, self._high_bytes
-        if (high is not None and depth >= high) or (high_bytes is not None and self._bytes >= high_bytes):
-            self._overflow()
+        self._queue.put(data, size=len(payload))
 
-    def _overflow(self) -> None:
-        """The queue reached ``max_queue`` or ``max_queue_bytes``."""
-        if self._drop:
-            # Keep reading (test_requests keep being answered): drop the oldest
-            # messages until the queue is back within both bounds.
-            queue, high, high_bytes = self._queue, self._high, self._high_bytes
-            before = self.dropped
-            while len(queue) > 1 and ((high is not None and len(queue) > high)
-                                      or (high_bytes is not None and self._bytes > high_bytes)):
-                _, size = queue.popleft()
-                self._bytes -= size
-                self.dropped += 1
-                self.dropped_bytes += size
-            if self.dropped != before and (before == 0 or self.dropped // 10_000 != before // 10_000):
-                self.logger.warning("drbfast.websockets: the reader is behind: %d messages (%d bytes) "
-                                    "queued; dropped the oldest, %d messages (%d bytes) so far",
-                                    len(queue), self._bytes, self.dropped, self.dropped_bytes)
-            return
-        self._pause()
+    def _end_if_flushed(self) -> None:
+        """The connection is closed: once the listener has handed over everything it
+        had queued, the unread queue ends (``recv()`` raises after the last message)."""
+        if self.listener is None or self.listener.stats.backlog == 0:
+            self._queue.close()
+
+    def _dropped(self, data: Data, size: int) -> None:
+        """``overflow="drop"``: the queue dropped its oldest message (reading goes on,
+        test_requests keep being answered)."""
+        queue = self._queue
+        if queue.dropped == 1 or queue.dropped % 10_000 == 0:
+            self.logger.warning("drbfast.websockets: the reader is behind: %d messages (%d bytes) "
+                                "queued; dropped the oldest, %d messages (%d bytes) so far",
+                                len(queue), queue.bytes, queue.dropped, queue.dropped_bytes)
 
     def _failing(self, transport: picows.WSTransport, size: int) -> bool:
         """Whether to drop this message because the connection is failing: a close
@@ -301,24 +307,22 @@ class ClientConnection:
         return True
 
     def _pause(self) -> None:
-        """Stop reading the socket (``overflow="pause"``, as websockets). Called again
-        for every message that still arrives, so nothing can leave reading on."""
+        """Stop reading the socket (``overflow="pause"``, as websockets). The queue calls
+        this for every message that still arrives at the bound, so nothing can leave
+        reading on."""
         transport = self.ws_transport
         if transport is None or transport.is_disconnected:
             return
-        if not self._paused:
-            self._paused = True
-            self.queue_pauses += 1
-            if self.queue_pauses == 1 or self.queue_pauses % 1000 == 0:
+        queue = self._queue
+        if queue.pauses != self._pauses_seen:  # a new pause, not a message arriving during one
+            self._pauses_seen = queue.pauses
+            if queue.pauses == 1 or queue.pauses % 1000 == 0:
                 self.logger.warning("drbfast.websockets: %d messages (%d bytes) received and not read; "
                                     "pausing reads (test_requests are not answered meanwhile); %d pauses "
-                                    "so far", len(self._queue), self._bytes, self.queue_pauses)
+                                    "so far", len(queue), queue.bytes, queue.pauses)
         transport.underlying_transport.pause_reading()
 
-    def _maybe_resume(self) -> None:
-        if len(self._queue) > (self._low or 0) or self._bytes > (self._low_bytes or 0):
-            return
-        self._paused = False
+    def _resume(self) -> None:
         transport = self.ws_transport
         if transport is not None and not transport.is_disconnected:
             transport.underlying_transport.resume_reading()
@@ -336,9 +340,7 @@ class ClientConnection:
     def _on_disconnected(self, listener: FastListener) -> None:
         if not self._closed.done():
             self._closed.set_result(None)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._end_if_flushed()
         if self._hb_reply is not None and not self._hb_reply.done():
             self._hb_reply.set_exception(self._close_exc())
             self._hb_reply.exception()  # retrieved: connect() may already have given up
@@ -464,7 +466,7 @@ class ClientConnection:
     @property
     def queue_bytes(self) -> int:
         """Bytes of the messages received and not read yet (drbfast extra)."""
-        return self._bytes
+        return self._queue.bytes
 
     def _underlying(self) -> asyncio.Transport:
         if self.ws_transport is None:
@@ -519,24 +521,13 @@ class ClientConnection:
         return data if decode else data.encode()
 
     async def _next(self, caller: str) -> Data:
-        queue = self._queue
-        if not queue:
-            if self._waiter is not None and not self._waiter.done():
-                raise ConcurrencyError(f"cannot call {caller} while another coroutine is already running "
-                                       "recv or recv_streaming")
-            while not queue:
-                if self._closed.done() and (self.listener is None or self.listener.stats.backlog == 0):
-                    raise self._close_exc()
-                self._waiter = self._loop.create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-        data, size = queue.popleft()
-        self._bytes -= size
-        if self._paused:
-            self._maybe_resume()
-        return data
+        try:
+            return await self._queue.get()
+        except QueueBusy:
+            raise ConcurrencyError(f"cannot call {caller} while another coroutine is already running "
+                                   "recv or recv_streaming") from None
+        except QueueClosed:
+            raise self._close_exc() from None
 
     async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
         """The next message as an async iterator of its fragments. The listener
