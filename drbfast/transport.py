@@ -1,5 +1,6 @@
-"""Opening a WebSocket with the compiled listener: what the session client and the
-``drbfast.websockets`` drop-in share.
+"""Opening a WebSocket with the compiled listener: the one connect path of the session
+client, the split client's sessions and the ``drbfast.websockets`` drop-in (the only
+caller of ``picows.ws_connect`` in drbfast; tests/test_transport.py checks it).
 
 - TLS is verified for ``wss://`` by default (``ssl.create_default_context()``).
 - ``open_listener`` runs picows' connect with one deadline over TCP, TLS and the HTTP
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl as ssl_module
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import picows
@@ -25,7 +27,7 @@ import picows
 from .errors import ConfigurationError, ConnectError, ConnectTimeout
 from .protocol import encode_request
 
-__all__ = ["DEFAULT_MAX_FRAME_SIZE", "default_ssl", "open_listener", "set_heartbeat_request"]
+__all__ = ["DEFAULT_MAX_FRAME_SIZE", "default_ssl", "handshake_headers", "open_listener", "set_heartbeat_request"]
 
 log = logging.getLogger("drbfast.transport")
 
@@ -55,19 +57,65 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         log.info("drbfast: connection ended on a protocol error: %s", exc)
 
 
-async def open_listener(factory: Callable[[], L], url: str, *, ssl: ssl_module.SSLContext | None, timeout: float,
-                        listener_type: type[L], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-                        **picows_options: Any) -> tuple[picows.WSTransport, L]:
+def _ignore(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+def handshake_headers(extra_headers: Iterable[tuple[str, str]] | None, *, subprotocols: Sequence[str] | None = None,
+                      user_agent: str | None = None) -> list[tuple[str, str]]:
+    """The headers of the HTTP upgrade request: ``extra_headers`` as given, a
+    ``User-Agent`` unless they carry one, ``Sec-WebSocket-Protocol`` offering
+    ``subprotocols`` in order."""
+    headers = [(str(k), str(v)) for k, v in (extra_headers or ())]
+    if user_agent is not None and "user-agent" not in {k.lower() for k, _ in headers}:
+        headers.append(("User-Agent", user_agent))
+    if subprotocols:
+        headers.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
+    return headers
+
+
+async def open_listener(factory: Callable[[], L], url: str, *, ssl: ssl_module.SSLContext | None,
+                        timeout: float | None, listener_type: type[L], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                        extra_headers: Iterable[tuple[str, str]] | None = None,
+                        subprotocols: Sequence[str] | None = None, user_agent: str | None = None,
+                        max_redirects: int = 5, proxy: str | None = None,
+                        proxy_ssl: ssl_module.SSLContext | None = None,
+                        socket_factory: Callable[[Any], Awaitable[socket.socket | None]] | None = None,
+                        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+                        log_lost: bool = True, **picows_options: Any) -> tuple[picows.WSTransport, L]:
     """Connect to ``url`` and return ``(transport, listener)`` once the handshake is done.
 
+    This is the only caller of ``picows.ws_connect`` in drbfast (the session client,
+    the gateway's two sessions and the ``drbfast.websockets`` drop-in all come here).
+
+    - ``timeout``: one deadline over TCP, TLS and the upgrade; ``None`` for none (the
+      drop-in bounds its whole opening, redirects included, itself).
+    - The upgrade request carries ``extra_headers``, ``user_agent`` (unless the headers
+      name one) and ``subprotocols`` (see :func:`handshake_headers`); picows follows up
+      to ``max_redirects`` redirects itself (0: a redirect is a ``ConnectError`` whose
+      cause carries the response and its ``Location``).
+    - ``proxy`` (``http://``, ``https://``, ``socks4://``, ``socks5://`` URL) and
+      ``proxy_ssl``; ``socket_factory(parsed_url)`` may return a connected socket to use
+      (or ``None`` for picows' own); ``logger`` receives picows' log lines.
+    - ``log_lost``: log (INFO) the protocol error that ended the connection, else only
+      retrieve it. The rest of ``picows_options`` goes to ``picows.ws_connect``.
+
     Raises :class:`ConnectTimeout` if it takes longer than ``timeout`` seconds and
-    :class:`ConnectError` for anything else that stops the WebSocket from opening."""
+    :class:`ConnectError` for anything else that stops the WebSocket from opening, with
+    the cause chained (the picows error, the ``OSError``, the ``ssl.SSLError``, the
+    proxy library's error; an ``EOFError`` when the server hung up before answering)."""
+    headers = handshake_headers(extra_headers, subprotocols=subprotocols, user_agent=user_agent)
+    connecting = picows.ws_connect(factory, url, ssl_context=ssl, websocket_handshake_timeout=timeout,
+                                   max_frame_size=max_frame_size, enable_auto_pong=True,
+                                   extra_headers=headers or None, max_redirects=max_redirects, proxy=proxy,
+                                   proxy_ssl_context=proxy_ssl, socket_factory=socket_factory,
+                                   logger_name=logger, **picows_options)
     try:
-        transport, listener = await asyncio.wait_for(
-            picows.ws_connect(factory, url, ssl_context=ssl, websocket_handshake_timeout=timeout,
-                              max_frame_size=max_frame_size, enable_auto_pong=True, **picows_options),
-            timeout,
-        )
+        if timeout is None:
+            transport, listener = await connecting
+        else:
+            transport, listener = await asyncio.wait_for(connecting, timeout)
     except asyncio.TimeoutError as exc:
         raise ConnectTimeout(f"opening {url} took longer than {timeout:g} s") from exc
     except picows.WSInvalidStatusError as exc:
@@ -80,13 +128,18 @@ async def open_listener(factory: Callable[[], L], url: str, *, ssl: ssl_module.S
         raise ConnectError(f"TLS with {url} failed: {exc}") from exc
     except OSError as exc:
         raise ConnectError(f"cannot connect to {url}: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("python_socks"):
+            raise ConnectError(f"the proxy for {url} failed: {exc}") from exc
+        raise
     if not isinstance(listener, listener_type):
         # picows returns no listener when the server hung up before its 101 answer.
         transport.disconnect(graceful=False)
-        raise ConnectError(f"{url} closed the connection during the WebSocket handshake")
+        raise ConnectError(f"{url} closed the connection during the WebSocket handshake") from EOFError(
+            "connection closed while reading HTTP status line")
     # picows keeps the protocol error that ended a connection for wait_disconnected();
     # retrieve it, or asyncio logs "exception was never retrieved" at shutdown.
-    asyncio.ensure_future(transport.wait_disconnected()).add_done_callback(_retrieve)
+    asyncio.ensure_future(transport.wait_disconnected()).add_done_callback(_retrieve if log_lost else _ignore)
     return transport, listener
 
 

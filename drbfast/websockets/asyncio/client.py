@@ -25,7 +25,8 @@ from ...backoff import Backoff
 from ...errors import DeribitError, error_from_reply
 from ...frames import ENGINE_ID_PREFIX
 from ...queue import BoundedQueue, Overflow, QueueBusy, QueueClosed
-from ...transport import set_heartbeat_request
+from ...errors import ConnectError
+from ...transport import open_listener, set_heartbeat_request
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -138,16 +139,6 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def _reap(transport: picows.WSTransport) -> None:
-    """Await the end of the connection: picows keeps a protocol error (1009, a bad
-    close code) for ``wait_disconnected()``, and logs "Future exception was never
-    retrieved" when nobody awaits it. The error itself is the close code's business."""
-    try:
-        await transport.wait_disconnected()
-    except Exception:  # noqa: S110 - reported through close_code / ConnectionClosedError
-        pass
-
-
 class ClientConnection:
     """One open connection, as returned by :func:`connect`.
 
@@ -185,7 +176,6 @@ class ClientConnection:
         self._pings: set[bytes] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._deliver_heartbeats = False
-        self._reaper: asyncio.Task[None] | None = None
         #: round trip of the last PING answered, in seconds (keepalive or ``ping()``)
         self.latency: float = 0.0
         self.listener: FastListener | None = None
@@ -862,14 +852,12 @@ class connect:  # noqa: N801 - the name websockets uses
         if additional_headers is not None:
             items = additional_headers.items() if isinstance(additional_headers, Mapping) else additional_headers
             headers.extend((str(k), str(v)) for k, v in items)
-        names = {k.lower() for k, _ in headers}
-        if user_agent_header is not None and "user-agent" not in names:
-            headers.append(("User-Agent", user_agent_header))
         if origin is not None:
             headers.append(("Origin", origin))
+        # User-Agent (unless the headers carry one) and Sec-WebSocket-Protocol are
+        # added by drbfast.transport.handshake_headers.
+        self.user_agent_header = user_agent_header
         self.subprotocols = list(subprotocols) if subprotocols else None
-        if self.subprotocols:
-            headers.append(("Sec-WebSocket-Protocol", ", ".join(self.subprotocols)))
         self.headers = headers
         self.proxy = proxy
         self.process_exception = process_exception
@@ -1043,27 +1031,24 @@ class connect:  # noqa: N801 - the name websockets uses
 
         ssl_context = ssl_option if isinstance(ssl_option, ssl_module.SSLContext) else None
         try:
-            transport, listener = await picows.ws_connect(
-                factory, uri, ssl_context=ssl_context, websocket_handshake_timeout=None,
-                enable_auto_ping=False, enable_auto_pong=True, max_frame_size=max_size,
-                extra_headers=headers or None, max_redirects=0, proxy=proxy,
-                proxy_ssl_context=proxy_ssl if isinstance(proxy_ssl, ssl_module.SSLContext) else None,
-                logger_name=_PicowsLog(logger.logger if isinstance(logger, logging.LoggerAdapter) else logger, {}),
-                socket_factory=make_socket, **options)
+            # The one connect path (drbfast.transport); open_timeout bounds it from
+            # outside, redirects are followed here (websockets' rules), not by picows.
+            transport, listener = await open_listener(
+                factory, uri, ssl=ssl_context, timeout=None, listener_type=FastListener, max_frame_size=max_size,
+                extra_headers=headers, subprotocols=self.subprotocols, user_agent=self.user_agent_header,
+                max_redirects=0, proxy=proxy,
+                proxy_ssl=proxy_ssl if isinstance(proxy_ssl, ssl_module.SSLContext) else None,
+                socket_factory=make_socket,
+                logger=_PicowsLog(logger.logger if isinstance(logger, logging.LoggerAdapter) else logger, {}),
+                log_lost=False, enable_auto_ping=False, **options)
         except BaseException as exc:
             for sock in opened:
                 _shutdown(sock)
-            if isinstance(exc, Exception):
-                _raise_handshake_error(exc)
+            if isinstance(exc, ConnectError):
+                mapped = _handshake_error(exc)
+                raise mapped from (mapped.__cause__ if mapped.__cause__ is not None or mapped is exc.__cause__
+                                   else exc.__cause__)
             raise
-        if not isinstance(listener, FastListener):
-            # picows returns (transport, None) when the connection ended before the
-            # HTTP 101: websockets says InvalidMessage, retryable.
-            eof = EOFError("connection closed while reading HTTP status line")
-            error = InvalidMessage("did not receive a valid HTTP response")
-            error.__cause__ = eof
-            raise error
-        conn._reaper = conn._loop.create_task(_reap(transport))
         conn.listener, conn.ws_transport = listener, transport
         try:
             self._negotiate(conn, transport)
@@ -1103,32 +1088,43 @@ def _shutdown(sock: socket.socket) -> None:
         sock.close()
 
 
-def _raise_handshake_error(exc: Exception) -> None:
-    """picows' handshake errors as the websockets exceptions (cause chained)."""
+def _handshake_error(error: ConnectError) -> BaseException:
+    """The websockets exception for a connect that failed: the one place the drop-in
+    maps :mod:`drbfast.transport`'s :class:`ConnectError` (its ``__cause__`` is what
+    picows, the socket, TLS or the proxy raised). A socket or TLS error is raised as
+    itself, as websockets does; a redirect becomes ``_Redirect`` (followed by
+    ``connect``)."""
+    exc = error.__cause__
+    if isinstance(exc, EOFError):
+        # The server hung up before its HTTP 101: websockets says InvalidMessage, retryable.
+        return InvalidMessage("did not receive a valid HTTP response")
     if isinstance(exc, picows.WSInvalidURL):
-        raise InvalidURI(getattr(exc, "url", ""), str(exc)) from exc
+        return InvalidURI(getattr(exc, "url", ""), str(exc))
     if isinstance(exc, picows.WSInvalidStatusError):
         response = exc.response
         if response is None:
-            raise InvalidMessage("did not receive a valid HTTP response") from exc
+            return InvalidMessage("did not receive a valid HTTP response")
         status = int(response.status)
         location = response.headers.get("Location")
         if status in _REDIRECTS and location is not None:
-            raise _Redirect(location) from exc
+            return _Redirect(location)
         body = exc.raw_body if exc.raw_body else (response.body or b"")
-        raise InvalidStatus(Response(status, response.status.phrase, response.headers, body)) from exc
+        return InvalidStatus(Response(status, response.status.phrase, response.headers, body))
     if isinstance(exc, picows.WSInvalidUpgradeError):
-        raise InvalidUpgrade(exc.name, exc.value) from exc
+        return InvalidUpgrade(exc.name, exc.value)
     if isinstance(exc, picows.WSInvalidHeaderError):
-        raise InvalidHeader(exc.name, exc.value) from exc
+        return InvalidHeader(exc.name, exc.value)
     if isinstance(exc, picows.WSInvalidMessageError):
-        raise InvalidMessage("did not receive a valid HTTP response") from ValueError(str(exc))
+        invalid = InvalidMessage("did not receive a valid HTTP response")
+        invalid.__cause__ = ValueError(str(exc))
+        return invalid
     if isinstance(exc, picows.WSHandshakeError):
-        raise InvalidHandshake(str(exc)) from exc
-    if type(exc).__module__.startswith("python_socks"):
-        if isinstance(exc, OSError):
-            raise exc
-        raise ProxyError("failed to connect to SOCKS proxy") from exc
+        return InvalidHandshake(str(exc))
+    if exc is not None and type(exc).__module__.startswith("python_socks") and not isinstance(exc, OSError):
+        return ProxyError("failed to connect to SOCKS proxy")
+    if isinstance(exc, Exception):
+        return exc  # OSError, ssl.SSLError, a proxy's OSError: as themselves
+    return error
 
 
 async def _set_heartbeat(conn: ClientConnection, interval: float) -> None:
