@@ -27,7 +27,7 @@ import picows
 from .errors import ConfigurationError, ConnectError, ConnectTimeout
 from .protocol import encode_request
 
-__all__ = ["DEFAULT_MAX_FRAME_SIZE", "default_ssl", "handshake_headers", "open_listener", "set_heartbeat_request"]
+__all__ = ["DEFAULT_MAX_FRAME_SIZE", "WriteFlow", "default_ssl", "handshake_headers", "open_listener", "set_heartbeat_request"]
 
 log = logging.getLogger("drbfast.transport")
 
@@ -141,6 +141,79 @@ async def open_listener(factory: Callable[[], L], url: str, *, ssl: ssl_module.S
     # retrieve it, or asyncio logs "exception was never retrieved" at shutdown.
     asyncio.ensure_future(transport.wait_disconnected()).add_done_callback(_retrieve if log_lost else _ignore)
     return transport, listener
+
+
+class _FlowProtocol(asyncio.BufferedProtocol):
+    """Put between a connection's asyncio transport and picows' protocol: everything
+    goes straight to picows' protocol (its bound methods are this object's attributes,
+    so a socket read costs what it did), except the transport's write flow control,
+    which the :class:`WriteFlow` keeps (picows would only log it)."""
+
+    def __init__(self, inner: Any, flow: WriteFlow) -> None:
+        self.inner = inner
+        self._flow = flow
+        for name in ("connection_made", "get_buffer", "buffer_updated", "data_received", "eof_received",
+                     "is_buffered_protocol"):
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
+
+    def pause_writing(self) -> None:
+        self._flow._set(False)
+
+    def resume_writing(self) -> None:
+        self._flow._set(True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._flow._set(True, lost=True)
+        self.inner.connection_lost(exc)
+
+
+class WriteFlow:
+    """Write flow control of an open picows connection, without polling.
+
+    The asyncio transport under ``transport`` calls ``pause_writing()`` when its write
+    buffer passes ``high`` bytes and ``resume_writing()`` when it is back at ``low``
+    (default ``high // 4``); picows' listener hook for these is not used (the compiled
+    listener does not forward them), so this installs a thin protocol in front of
+    picows' own that keeps those two calls and hands everything else on unchanged.
+    :meth:`drain` returns at once while writing is open and otherwise sleeps on an
+    event that only those calls (or the end of the connection) wake."""
+
+    def __init__(self, transport: picows.WSTransport, high: int, low: int | None = None) -> None:
+        if high < 0 or (low is not None and not 0 <= low <= high):
+            raise ConfigurationError("write limits must satisfy 0 <= low <= high")
+        self._open = asyncio.Event()
+        self._open.set()
+        self.lost = False
+        #: times the transport paused writing, and times :meth:`drain` woke from a wait
+        self.pauses = 0
+        self.wakeups = 0
+        underlying = transport.underlying_transport
+        self._protocol = _FlowProtocol(underlying.get_protocol(), self)
+        underlying.set_protocol(self._protocol)
+        underlying.set_write_buffer_limits(high=high, low=high // 4 if low is None else low)
+
+    @property
+    def paused(self) -> bool:
+        """The write buffer passed ``high`` and has not drained to ``low`` yet."""
+        return not self._open.is_set()
+
+    def _set(self, writable: bool, *, lost: bool = False) -> None:
+        if lost:
+            self.lost = True
+        if writable:
+            self._open.set()
+        elif not self.lost and self._open.is_set():
+            self.pauses += 1
+            self._open.clear()
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is back under the low mark (or the connection
+        is gone: the caller then finds it closed)."""
+        if self._open.is_set():
+            return
+        await self._open.wait()
+        self.wakeups += 1
 
 
 def set_heartbeat_request(req_id: int | str, interval: float) -> bytes:

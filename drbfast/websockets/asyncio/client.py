@@ -26,7 +26,7 @@ from ...errors import DeribitError, error_from_reply
 from ...frames import ENGINE_ID_PREFIX
 from ...queue import BoundedQueue, Overflow, QueueBusy, QueueClosed
 from ...errors import ConnectError
-from ...transport import open_listener, set_heartbeat_request
+from ...transport import WriteFlow, open_listener, set_heartbeat_request
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -169,11 +169,15 @@ class ClientConnection:
         self._queue: BoundedQueue[Data] = self._make_queue(DEFAULT_MAX_QUEUE_BYTES, "pause")
         self._max_size = protocol.max_size if protocol.max_size is not None else _NO_LIMIT
         self._write_limit = write_limit[0] if isinstance(write_limit, tuple) else write_limit
+        self._write_low = write_limit[1] if isinstance(write_limit, tuple) else None
+        #: the socket's write flow control (set once connected)
+        self._flow: WriteFlow | None = None
         self._closed: asyncio.Future[None] = loop.create_future()
         self._failed = False
         self._hb_reply: asyncio.Future[bytes] | None = None
         self._ping_lock = asyncio.Lock()
         self._pings: set[bytes] = set()
+        self._ping_tasks: set[asyncio.Task[None]] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._deliver_heartbeats = False
         #: round trip of the last PING answered, in seconds (keepalive or ``ping()``)
@@ -336,6 +340,8 @@ class ClientConnection:
             self._hb_reply.exception()  # retrieved: connect() may already have given up
         if self._keepalive_task is not None and not self._keepalive_task.done():
             self._keepalive_task.cancel()
+        for task in list(self._ping_tasks):
+            task.cancel()
 
     # ------------------------------------------------------------ properties
 
@@ -592,15 +598,13 @@ class ClientConnection:
             # CLOSING: as websockets, wait for the end, then say how it ended.
             await self.wait_closed()
             raise self._close_exc()
-        underlying = transport.underlying_transport
-        if underlying.get_write_buffer_size() > self._write_limit:
-            # Flow control (rare): let the socket drain below write_limit.
-            for _ in range(100_000):
-                await asyncio.sleep(0.001)
-                if self._closed.done():
-                    raise self._close_exc()
-                if underlying.get_write_buffer_size() <= self._write_limit // 4:
-                    break
+        flow = self._flow
+        if flow is not None and flow.paused:
+            # Flow control: sleep until the transport says its buffer drained to the
+            # low mark (picows' pause_writing/resume_writing, see WriteFlow); no polling.
+            await flow.drain()
+            if self._closed.done() or transport.is_disconnected:
+                raise self._close_exc()
         return transport
 
     # ------------------------------------------------------------ closing, ping
@@ -654,7 +658,10 @@ class ClientConnection:
                 pong.set_result(rtt)
 
         task = self._loop.create_task(measure())
-        self._closed.add_done_callback(lambda _f: task.cancel() if not task.done() else None)
+        # Cancelled if the connection ends first (_on_disconnected); forgotten when done
+        # (a callback on _closed per ping would stay there for the connection's life).
+        self._ping_tasks.add(task)
+        task.add_done_callback(self._ping_tasks.discard)
         await asyncio.sleep(0)  # let the ping go out before returning, as websockets
         return pong
 
@@ -1050,6 +1057,7 @@ class connect:  # noqa: N801 - the name websockets uses
                                    else exc.__cause__)
             raise
         conn.listener, conn.ws_transport = listener, transport
+        conn._flow = WriteFlow(transport, conn._write_limit, conn._write_low)
         try:
             self._negotiate(conn, transport)
             if self.heartbeat is not None:
