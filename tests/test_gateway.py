@@ -98,3 +98,30 @@ async def _drain(sub: Any) -> int:
     async for _ in sub:
         n += 1
     return n
+
+
+async def test_split_iterator_overflow_never_breaks_a_book(emulator: Emulator) -> None:
+    """The split iterator drops a book change at its bound: the change goes with the
+    channel's queued ones, the market session resyncs, and the consumer sees a fresh
+    snapshot next, never a change that does not follow what it saw."""
+    import time
+
+    async with await connect_split(emulator.url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, **FAST) as client:
+        sub = await client.subscribe("book.BTC-PERPETUAL.100ms", "user.orders.BTC-PERPETUAL.raw", maxsize=4)
+        await wait_until(lambda: client.market.stats.book_local_drops >= 1)
+        assert sub.dropped >= 1
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and len(seen) < 40:
+            channel, data = await sub.get(TIMEOUT)
+            assert channel == "book.BTC-PERPETUAL.100ms"
+            seen.append(data)
+            await asyncio.sleep(0.03 if len(seen) < 20 else 0)
+        last: int | None = None
+        for d in seen:
+            if d["type"] == "snapshot":
+                last = d["change_id"]
+                continue
+            assert last is not None, "a change before any snapshot"
+            assert d["prev_change_id"] == last, "a change that does not follow the previous one"
+            last = d["change_id"]
