@@ -417,9 +417,9 @@ class Client:
             # queued; the client knows it by identity and ignores it.
             listener: FastListener | None = None
 
-            def on_message(payload: bytes, binary: bool) -> None:
+            def on_message(payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
                 if listener is not None and listener is self._listener:
-                    self._rx_ns = listener.rx_ns
+                    self._rx_ns = rx_ns
                     self._on_message(payload, binary)
                 else:
                     self._stats.stale_messages += 1

@@ -24,6 +24,7 @@ from ..._listener import FastListener, HeartbeatStats
 from ...backoff import Backoff
 from ...errors import DeribitError, error_from_reply
 from ...frames import ENGINE_ID_PREFIX
+from ...kinds import Lane
 from ...queue import BoundedQueue, Overflow, QueueBusy, QueueClosed
 from ...errors import ConnectError
 from ...transport import WriteFlow, open_listener, set_heartbeat_request
@@ -62,6 +63,8 @@ from ..typing import LoggerLike  # noqa: E402
 #: picks it out of the stream itself (only until it has arrived).
 SET_HEARTBEAT_ID = "drbfast-set_heartbeat"
 _SET_HEARTBEAT_ID_BYTES = SET_HEARTBEAT_ID.encode()
+#: The lanes a reply can come in (with ``channel == ""``).
+_MAYBE_REPLY = frozenset({int(Lane.PRIORITY), int(Lane.UNKNOWN)})
 assert not SET_HEARTBEAT_ID.startswith(ENGINE_ID_PREFIX)
 
 #: Redirects followed before :class:`SecurityError` (as websockets, from the same variable).
@@ -224,22 +227,25 @@ class ClientConnection:
         self.listener = listener
         self.ws_transport = listener.transport
 
-    def _on_message(self, payload: bytes, binary: bool) -> None:
+    def _on_message(self, payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         """Called by the listener once per non-heartbeat message, in order (also for
-        what it still had queued when the connection ended)."""
-        self._receive(payload, binary)
+        what it still had queued when the connection ended), with what its classifier
+        found: the lane, the channel ("" for a reply), the receive time."""
+        self._receive(payload, binary, lane, channel, rx_ns)
         if self._closed.done():
             self._end_if_flushed()
 
-    def _receive(self, payload: bytes, binary: bool) -> None:
+    def _receive(self, payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         if self._failed:
             return  # closing after a protocol error: websockets delivers nothing more
         transport = self.ws_transport
         if transport is not None and transport.is_close_frame_sent and self._failing(transport, len(payload)):
             return
-        if self._hb_reply is not None and not binary and _SET_HEARTBEAT_ID_BYTES in payload:
-            if self._take_hb_reply(payload):
-                return
+        if (self._hb_reply is not None and not binary and not channel and lane in _MAYBE_REPLY
+                and _SET_HEARTBEAT_ID_BYTES in payload and self._take_hb_reply(payload)):
+            # Only a message the listener did not place in a notification lane can be
+            # the set_heartbeat reply (a string id: UNKNOWN, or PRIORITY via the oracle).
+            return
         data: Data
         if binary:
             data = payload
@@ -250,7 +256,7 @@ class ClientConnection:
                 # RFC 6455 8.1: a TEXT message that is not UTF-8 fails the connection (1007).
                 self._fail(1007, f"{exc.reason} at position {exc.start}")
                 return
-        self._queue.put(data, size=len(payload))
+        self._queue.put(data, rx_ns, len(payload))
 
     def _end_if_flushed(self) -> None:
         """The connection is closed: once the listener has handed over everything it
