@@ -43,6 +43,7 @@ from .errors import (
     SubscriptionRefused,
     error_from_reply,
 )
+from .queue import BoundedQueue
 from .protocol import BookTracker, Reply, encode_request, split_channels
 from .ratelimit import CreditBucket, CreditPools, Credits
 from .session import (
@@ -122,18 +123,17 @@ class Event:
 
 
 async def next_queued(holder: Any, closed: Callable[[], bool]) -> tuple[str, Any]:
-    """The next ``(channel, data)`` of ``holder._queue`` (which holds ``(channel, data,
-    rx_ns)``; ``holder.last_rx_ns`` gets the receive time), waiting on
-    ``holder._waiter`` (set by whoever appends); StopAsyncIteration once ``closed()``
-    and the queue is empty."""
-    while not holder._queue:
-        if closed():
+    """The next ``(channel, data)`` of ``holder._queue`` (a :class:`BoundedQueue` of
+    ``(channel, data)`` with receive times; ``holder.last_rx_ns`` gets the item's);
+    StopAsyncIteration once ``closed()`` (or the queue is closed) and the queue is empty."""
+    queue: BoundedQueue[tuple[str, Any]] = holder._queue
+    while not queue:
+        if closed() or queue.closed:
             raise StopAsyncIteration
-        holder._waiter = asyncio.get_running_loop().create_future()
-        await holder._waiter
-    channel, data, rx_ns = holder._queue.popleft()
-    holder.last_rx_ns = rx_ns
-    return channel, data
+        await queue.wait()
+    item = queue.get_nowait()
+    holder.last_rx_ns = queue.last_rx_ns
+    return item
 
 
 class Subscription:
@@ -155,13 +155,17 @@ class Subscription:
         self.maxsize = maxsize
         self.overflow = overflow
         self.delivered = 0
-        self.dropped = 0
         self.closed = False
         #: CLOCK_MONOTONIC ns receive time of the last message handed out (see
         #: :attr:`Client.rx_ns`); compare with :func:`drbfast.monotonic_ns` to skip stale data
         self.last_rx_ns = 0
-        self._queue: deque[tuple[str, Any, int]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._queue: BoundedQueue[tuple[str, Any]] = BoundedQueue(maxsize, overflow=overflow, on_drop=self._dropped)
+
+    @property
+    def dropped(self) -> int:
+        """Notifications dropped at the bound (and the queued changes of a book channel
+        that lost one)."""
+        return self._queue.dropped
 
     def __repr__(self) -> str:
         mode = "callback" if self.callback is not None else "iterator"
@@ -177,41 +181,32 @@ class Subscription:
                 self.client._stats.callback_errors += 1
                 log.exception("drbfast: subscription callback for %s raised; the connection stays up", channel)
             return
-        if len(self._queue) >= self.maxsize:
-            self._overflow(channel)
-            if self.overflow == "drop_newest" or channel.startswith("book."):
-                if channel.startswith("book."):
-                    # The dropped change leaves a hole: the channel restarts from a snapshot.
-                    self._purge(channel)
-                    self.client._book_dropped(channel)
-                return
-            dropped_channel = self._queue.popleft()[0]
-            if dropped_channel.startswith("book."):
-                self._purge(dropped_channel)
-                self.client._book_dropped(dropped_channel)
-        self._queue.append((channel, data, rx_ns))
-        self.delivered += 1
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        queue = self._queue
+        if channel.startswith("book.") and queue.full():
+            # A book change is never dropped alone (whatever the policy): it goes with
+            # the channel's queued changes, and the channel restarts from a snapshot.
+            queue.refuse((channel, data))
+            return
+        if queue.put((channel, data), rx_ns):
+            self.delivered += 1
 
-    def _overflow(self, channel: str) -> None:
-        self.dropped += 1
-        self.client._stats.overflows += 1
-        if self.dropped == 1 or self.dropped % 1000 == 0:
+    def _dropped(self, item: tuple[str, Any], size: int) -> None:
+        """The queue dropped ``item`` at its bound: count it; a book change leaves a
+        hole, so the channel's queued changes go too and the client resyncs it."""
+        channel = item[0]
+        stats = self.client._stats
+        stats.overflows += 1
+        dropped = self._queue.dropped
+        if dropped == 1 or dropped % 1000 == 0:
             log.warning("drbfast: subscription queue full (%d) at %s: %s, %d dropped so far",
-                        self.maxsize, channel, self.overflow, self.dropped)
-
-    def _purge(self, channel: str) -> None:
-        kept = deque(item for item in self._queue if item[0] != channel)
-        removed = len(self._queue) - len(kept)
-        self.dropped += removed
-        self.client._stats.overflows += removed
-        self._queue = kept
+                        self.maxsize, channel, self.overflow, dropped)
+        if channel.startswith("book."):
+            stats.overflows += self._queue.drop_where(lambda other: other[0] == channel)
+            self.client._book_dropped(channel)
 
     def _close(self) -> None:
         self.closed = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._queue.close()
 
     def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
         return self

@@ -15,8 +15,9 @@ cancel-on-disconnect re-armed on the trading side, its channels resubscribed).
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl as ssl_module
-from collections import deque
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
@@ -24,12 +25,15 @@ from ._book import OrderBook
 from .client import Callback, Client, Event, Overflow, Subscription, next_queued
 from .errors import ConfigurationError, SubscriptionRefused
 from .orders import Order, OrderResult
+from .queue import BoundedQueue
 from .ratelimit import CreditPools
 from .session import SessionOptions
 from .stats import ClientStats
 from .urls import COINBASE, COINBASE_STREAMS
 
 __all__ = ["SplitClient", "SplitSubscription", "connect_coinbase", "connect_split"]
+
+log = logging.getLogger("drbfast.gateway")
 
 #: Channel families served only on an authenticated, private connection.
 PRIVATE_PREFIX = "user."
@@ -41,12 +45,19 @@ def is_private_channel(channel: str) -> bool:
 
 class SplitSubscription:
     """A subscription whose channels live on both connections: ``channels``,
-    ``refused``, ``unsubscribe()``, and ``async for channel, data in sub`` over both."""
+    ``refused``, ``unsubscribe()``, and ``async for channel, data in sub`` over both.
 
-    def __init__(self, parts: list[Subscription], queue: deque[tuple[str, Any, int]] | None) -> None:
+    Iterated, both sides feed one :class:`~drbfast.queue.BoundedQueue` of at most
+    ``maxsize`` notifications with the same ``overflow`` policy and the same rule for
+    books as :class:`~drbfast.Subscription`: a dropped book change takes the channel's
+    queued changes with it and the market session fetches a fresh snapshot."""
+
+    def __init__(self, parts: list[Subscription], queue: BoundedQueue[tuple[str, Any]] | None,
+                 client: SplitClient | None = None) -> None:
         self.parts = parts
         self._queue = queue
-        self._waiter: asyncio.Future[None] | None = None
+        self._client = client
+        self._queued = 0
         self.last_rx_ns = 0
 
     @property
@@ -59,13 +70,46 @@ class SplitSubscription:
 
     @property
     def delivered(self) -> int:
+        """Notifications handed to the callback, or queued for the iterator."""
+        if self._queue is not None:
+            return self._queued
         return sum(p.delivered for p in self.parts)
 
+    @property
+    def dropped(self) -> int:
+        """Notifications the iterator's queue dropped at its bound (0 with a callback)."""
+        return self._queue.dropped if self._queue is not None else 0
+
+    @property
+    def queued(self) -> int:
+        """Notifications waiting for the iterator."""
+        return len(self._queue) if self._queue is not None else 0
+
     def _push(self, channel: str, data: Any, rx_ns: int) -> None:
-        assert self._queue is not None
-        self._queue.append((channel, data, rx_ns))
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        queue = self._queue
+        assert queue is not None
+        if channel.startswith("book.") and queue.full():
+            queue.refuse((channel, data))  # never a book change alone: see _dropped
+            return
+        if queue.put((channel, data), rx_ns):
+            self._queued += 1
+
+    def _dropped(self, item: tuple[str, Any], size: int) -> None:
+        channel = item[0]
+        queue = self._queue
+        assert queue is not None and self._client is not None
+        client = self._client.trading if is_private_channel(channel) else self._client.market
+        client._stats.overflows += 1
+        if queue.dropped == 1 or queue.dropped % 1000 == 0:
+            log.warning("drbfast: split subscription queue full (%s) at %s: %s, %d dropped so far",
+                        queue.maxsize, channel, queue.overflow, queue.dropped)
+        if channel.startswith("book."):
+            client._stats.overflows += queue.drop_where(lambda other: other[0] == channel)
+            client._book_dropped(channel)
+
+    def _close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
 
     def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
         return self
@@ -76,13 +120,13 @@ class SplitSubscription:
         return await next_queued(self, lambda: all(p.closed for p in self.parts))
 
     async def get(self, timeout: float | None = None) -> tuple[str, Any]:
+        """The next ``(channel, data)``; raises ``TimeoutError`` after ``timeout``."""
         return await asyncio.wait_for(self.__anext__(), timeout)
 
     async def unsubscribe(self) -> None:
         for p in self.parts:
             await p.unsubscribe()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._close()
 
 
 class SplitClient:
@@ -93,6 +137,7 @@ class SplitClient:
     def __init__(self, trading: Client, market: Client) -> None:
         self.trading = trading
         self.market = market
+        self._iterators: weakref.WeakSet[SplitSubscription] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"SplitClient(trading={self.trading!r}, market={self.market!r})"
@@ -132,8 +177,13 @@ class SplitClient:
             raise ConfigurationError("subscribe needs at least one channel")
         private = [c for c in channels if is_private_channel(c)]
         public = [c for c in channels if not is_private_channel(c)]
-        queue: deque[tuple[str, Any, int]] | None = deque() if callback is None else None
-        split = SplitSubscription([], queue)
+        if overflow not in ("drop_oldest", "drop_newest"):
+            raise ConfigurationError("overflow must be 'drop_oldest' or 'drop_newest'")
+        split = SplitSubscription([], None, self)
+        if callback is None:
+            split._queue = BoundedQueue(maxsize or self.market.options.max_queue, overflow=overflow,
+                                        on_drop=split._dropped)
+            self._iterators.add(split)
         for client, group in ((self.trading, private), (self.market, public)):
             if group:
                 deliver = callback if callback is not None else _pusher(split, client)
@@ -165,18 +215,22 @@ class SplitClient:
 
     async def close(self) -> None:
         """Close both sessions, each with its closing handshake, at the same time (see
-        :meth:`Client.close`). Where the event loop is gone, both sockets are closed
-        at once. Never raises."""
-        if self.trading._closed_now and self.market._closed_now:
-            return  # (first: at interpreter exit this may run with module globals gone)
+        :meth:`Client.close`); iterators end once they have handed out what is queued.
+        Where the event loop is gone, both sockets are closed at once. Never raises."""
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            # Finalized after the loop stopped: gather would look for (or make) a loop.
-            await self.trading.close()
-            await self.market.close()
-            return
-        await asyncio.gather(self.trading.close(), self.market.close())
+            if self.trading._closed_now and self.market._closed_now:
+                return  # (first: at interpreter exit this may run with module globals gone)
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                # Finalized after the loop stopped: gather would look for (or make) a loop.
+                await self.trading.close()
+                await self.market.close()
+                return
+            await asyncio.gather(self.trading.close(), self.market.close())
+        finally:
+            for split in list(self._iterators):
+                split._close()
 
 
 def _pusher(split: SplitSubscription, client: Client) -> Callback:

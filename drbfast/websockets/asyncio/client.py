@@ -14,7 +14,6 @@ import ssl as ssl_module
 import urllib.parse
 import urllib.request
 import warnings
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Literal, overload
 
@@ -26,8 +25,11 @@ from ..._listener import FastListener, HeartbeatStats
 from ...backoff import Backoff
 from ...errors import DeribitError, error_from_reply
 from ...frames import ENGINE_ID_PREFIX
-from ...transport import (abandon_task, close_at_exit, close_connection, close_now, loop_usable, owned_task,
-                          set_heartbeat_request)
+from ...errors import ConnectError
+from ...kinds import Lane
+from ...queue import BoundedQueue, Overflow, QueueBusy, QueueClosed
+from ...transport import (WriteFlow, abandon_task, close_at_exit, close_connection, close_now, loop_usable,
+                          open_listener, owned_task, set_heartbeat_request)
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -63,6 +65,8 @@ from ..typing import LoggerLike  # noqa: E402
 #: picks it out of the stream itself (only until it has arrived).
 SET_HEARTBEAT_ID = "drbfast-set_heartbeat"
 _SET_HEARTBEAT_ID_BYTES = SET_HEARTBEAT_ID.encode()
+#: The lanes a reply can come in (with ``channel == ""``).
+_MAYBE_REPLY = frozenset({int(Lane.PRIORITY), int(Lane.UNKNOWN)})
 assert not SET_HEARTBEAT_ID.startswith(ENGINE_ID_PREFIX)
 
 #: Redirects followed before :class:`SecurityError` (as websockets, from the same variable).
@@ -140,16 +144,6 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def _reap(transport: picows.WSTransport) -> None:
-    """Await the end of the connection: picows keeps a protocol error (1009, a bad
-    close code) for ``wait_disconnected()``, and logs "Future exception was never
-    retrieved" when nobody awaits it. The error itself is the close code's business."""
-    try:
-        await transport.wait_disconnected()
-    except Exception:  # noqa: S110 - reported through close_code / ConnectionClosedError
-        pass
-
-
 class ClientConnection:
     """One open connection, as returned by :func:`connect`.
 
@@ -175,40 +169,60 @@ class ClientConnection:
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self._loop = loop
-        self._queue: deque[tuple[Data, int]] = deque()
-        self._bytes = 0
-        self._high, self._low = _marks(max_queue, "max_queue")
-        self._high_bytes, self._low_bytes = _marks(DEFAULT_MAX_QUEUE_BYTES, "max_queue_bytes")
-        self._drop = False
+        self._max_queue = max_queue
+        self._pauses_seen = 0
+        self._queue: BoundedQueue[Data] = self._make_queue(DEFAULT_MAX_QUEUE_BYTES, "pause")
         self._max_size = protocol.max_size if protocol.max_size is not None else _NO_LIMIT
         self._write_limit = write_limit[0] if isinstance(write_limit, tuple) else write_limit
-        self._waiter: asyncio.Future[None] | None = None
+        self._write_low = write_limit[1] if isinstance(write_limit, tuple) else None
+        #: the socket's write flow control (set once connected)
+        self._flow: WriteFlow | None = None
         self._closed: asyncio.Future[None] = loop.create_future()
-        self._paused = False
         self._failed = False
         self._hb_reply: asyncio.Future[bytes] | None = None
         self._ping_lock = asyncio.Lock()
         self._pings: set[bytes] = set()
+        self._ping_tasks: set[asyncio.Task[None]] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._deliver_heartbeats = False
-        self._reaper: asyncio.Task[None] | None = None
         self._abandoned = False  # closed by _close_now (the loop was gone)
         #: round trip of the last PING answered, in seconds (keepalive or ``ping()``)
         self.latency: float = 0.0
-        #: how many times the queue reached its bound and reading was paused
-        self.queue_pauses = 0
-        #: the longest the queue has been (messages)
-        self.queue_peak = 0
-        #: messages (and their bytes) dropped at the bound with ``overflow="drop"``
-        self.dropped = 0
-        self.dropped_bytes = 0
         self.listener: FastListener | None = None
         self.ws_transport: picows.WSTransport | None = None
 
     def _configure(self, *, max_queue_bytes: Marks, overflow: str, deliver_heartbeats: bool = False) -> None:
-        self._high_bytes, self._low_bytes = _marks(max_queue_bytes, "max_queue_bytes")
-        self._drop = overflow == "drop"
+        self._queue = self._make_queue(max_queue_bytes, "drop_oldest" if overflow == "drop" else "pause")
         self._deliver_heartbeats = deliver_heartbeats
+
+    def _make_queue(self, max_queue_bytes: Marks, policy: Overflow) -> BoundedQueue[Data]:
+        """The unread queue: ``max_queue`` messages and ``max_queue_bytes`` bytes, each a
+        ``(high, low)`` pair; ``"pause"`` stops reading at a high mark until both are
+        back at their low marks, ``"drop_oldest"`` keeps reading and drops."""
+        high, low = _marks(self._max_queue, "max_queue")
+        high_bytes, low_bytes = _marks(max_queue_bytes, "max_queue_bytes")
+        return BoundedQueue(high, max_bytes=high_bytes, overflow=policy, low=low, low_bytes=low_bytes,
+                            on_drop=self._dropped, on_pause=self._pause, on_resume=self._resume)
+
+    @property
+    def queue_pauses(self) -> int:
+        """How many times the queue reached its bound and reading was paused."""
+        return self._queue.pauses
+
+    @property
+    def queue_peak(self) -> int:
+        """The longest the queue has been (messages)."""
+        return self._queue.peak
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped at the bound with ``overflow="drop"``."""
+        return self._queue.dropped
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Bytes of the messages dropped at the bound with ``overflow="drop"``."""
+        return self._queue.dropped_bytes
 
     # ------------------------------------------------------------ listener hooks
 
@@ -217,15 +231,24 @@ class ClientConnection:
         self.ws_transport = listener.transport
 
     def _on_message(self, payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
-        """Called by the listener once per non-heartbeat message, in order."""
+        """Called by the listener once per non-heartbeat message, in order (also for
+        what it still had queued when the connection ended), with what its classifier
+        found: the lane, the channel ("" for a reply), the receive time."""
+        self._receive(payload, binary, lane, channel, rx_ns)
+        if self._closed.done():
+            self._end_if_flushed()
+
+    def _receive(self, payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         if self._failed:
             return  # closing after a protocol error: websockets delivers nothing more
         transport = self.ws_transport
         if transport is not None and transport.is_close_frame_sent and self._failing(transport, len(payload)):
             return
-        if self._hb_reply is not None and not binary and _SET_HEARTBEAT_ID_BYTES in payload:
-            if self._take_hb_reply(payload):
-                return
+        if (self._hb_reply is not None and not binary and not channel and lane in _MAYBE_REPLY
+                and _SET_HEARTBEAT_ID_BYTES in payload and self._take_hb_reply(payload)):
+            # Only a message the listener did not place in a notification lane can be
+            # the set_heartbeat reply (a string id: UNKNOWN, or PRIORITY via the oracle).
+            return
         data: Data
         if binary:
             data = payload
@@ -236,39 +259,22 @@ class ClientConnection:
                 # RFC 6455 8.1: a TEXT message that is not UTF-8 fails the connection (1007).
                 self._fail(1007, f"{exc.reason} at position {exc.start}")
                 return
-        size = len(payload)
-        queue = self._queue
-        queue.append((data, size))
-        self._bytes += size
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        depth = len(queue)
-        if depth > self.queue_peak:
-            self.queue_peak = depth
-        high, high_bytes = self._high, self._high_bytes
-        if (high is not None and depth >= high) or (high_bytes is not None and self._bytes >= high_bytes):
-            self._overflow()
+        self._queue.put(data, rx_ns, len(payload))
 
-    def _overflow(self) -> None:
-        """The queue reached ``max_queue`` or ``max_queue_bytes``."""
-        if self._drop:
-            # Keep reading (test_requests keep being answered): drop the oldest
-            # messages until the queue is back within both bounds.
-            queue, high, high_bytes = self._queue, self._high, self._high_bytes
-            before = self.dropped
-            while len(queue) > 1 and ((high is not None and len(queue) > high)
-                                      or (high_bytes is not None and self._bytes > high_bytes)):
-                _, size = queue.popleft()
-                self._bytes -= size
-                self.dropped += 1
-                self.dropped_bytes += size
-            if self.dropped != before and (before == 0 or self.dropped // 10_000 != before // 10_000):
-                self.logger.warning("drbfast.websockets: the reader is behind: %d messages (%d bytes) "
-                                    "queued; dropped the oldest, %d messages (%d bytes) so far",
-                                    len(queue), self._bytes, self.dropped, self.dropped_bytes)
-            return
-        self._pause()
+    def _end_if_flushed(self) -> None:
+        """The connection is closed: once the listener has handed over everything it
+        had queued, the unread queue ends (``recv()`` raises after the last message)."""
+        if self.listener is None or self.listener.stats.backlog == 0:
+            self._queue.close()
+
+    def _dropped(self, data: Data, size: int) -> None:
+        """``overflow="drop"``: the queue dropped its oldest message (reading goes on,
+        test_requests keep being answered)."""
+        queue = self._queue
+        if queue.dropped == 1 or queue.dropped % 10_000 == 0:
+            self.logger.warning("drbfast.websockets: the reader is behind: %d messages (%d bytes) "
+                                "queued; dropped the oldest, %d messages (%d bytes) so far",
+                                len(queue), queue.bytes, queue.dropped, queue.dropped_bytes)
 
     def _failing(self, transport: picows.WSTransport, size: int) -> bool:
         """Whether to drop this message because the connection is failing: a close
@@ -304,24 +310,22 @@ class ClientConnection:
         return True
 
     def _pause(self) -> None:
-        """Stop reading the socket (``overflow="pause"``, as websockets). Called again
-        for every message that still arrives, so nothing can leave reading on."""
+        """Stop reading the socket (``overflow="pause"``, as websockets). The queue calls
+        this for every message that still arrives at the bound, so nothing can leave
+        reading on."""
         transport = self.ws_transport
         if transport is None or transport.is_disconnected:
             return
-        if not self._paused:
-            self._paused = True
-            self.queue_pauses += 1
-            if self.queue_pauses == 1 or self.queue_pauses % 1000 == 0:
+        queue = self._queue
+        if queue.pauses != self._pauses_seen:  # a new pause, not a message arriving during one
+            self._pauses_seen = queue.pauses
+            if queue.pauses == 1 or queue.pauses % 1000 == 0:
                 self.logger.warning("drbfast.websockets: %d messages (%d bytes) received and not read; "
                                     "pausing reads (test_requests are not answered meanwhile); %d pauses "
-                                    "so far", len(self._queue), self._bytes, self.queue_pauses)
+                                    "so far", len(queue), queue.bytes, queue.pauses)
         transport.underlying_transport.pause_reading()
 
-    def _maybe_resume(self) -> None:
-        if len(self._queue) > (self._low or 0) or self._bytes > (self._low_bytes or 0):
-            return
-        self._paused = False
+    def _resume(self) -> None:
         transport = self.ws_transport
         if transport is not None and not transport.is_disconnected:
             transport.underlying_transport.resume_reading()
@@ -339,14 +343,14 @@ class ClientConnection:
     def _on_disconnected(self, listener: FastListener) -> None:
         if not self._closed.done():
             self._closed.set_result(None)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._end_if_flushed()
         if self._hb_reply is not None and not self._hb_reply.done():
             self._hb_reply.set_exception(self._close_exc())
             self._hb_reply.exception()  # retrieved: connect() may already have given up
         if self._keepalive_task is not None and not self._keepalive_task.done():
             self._keepalive_task.cancel()
+        for task in list(self._ping_tasks):
+            task.cancel()
 
     # ------------------------------------------------------------ properties
 
@@ -467,7 +471,7 @@ class ClientConnection:
     @property
     def queue_bytes(self) -> int:
         """Bytes of the messages received and not read yet (drbfast extra)."""
-        return self._bytes
+        return self._queue.bytes
 
     def _underlying(self) -> asyncio.Transport:
         if self.ws_transport is None:
@@ -522,24 +526,13 @@ class ClientConnection:
         return data if decode else data.encode()
 
     async def _next(self, caller: str) -> Data:
-        queue = self._queue
-        if not queue:
-            if self._waiter is not None and not self._waiter.done():
-                raise ConcurrencyError(f"cannot call {caller} while another coroutine is already running "
-                                       "recv or recv_streaming")
-            while not queue:
-                if self._closed.done() and (self.listener is None or self.listener.stats.backlog == 0):
-                    raise self._close_exc()
-                self._waiter = self._loop.create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-        data, size = queue.popleft()
-        self._bytes -= size
-        if self._paused:
-            self._maybe_resume()
-        return data
+        try:
+            return await self._queue.get()
+        except QueueBusy:
+            raise ConcurrencyError(f"cannot call {caller} while another coroutine is already running "
+                                   "recv or recv_streaming") from None
+        except QueueClosed:
+            raise self._close_exc() from None
 
     async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
         """The next message as an async iterator of its fragments. The listener
@@ -614,15 +607,13 @@ class ClientConnection:
             # CLOSING: as websockets, wait for the end, then say how it ended.
             await self.wait_closed()
             raise self._close_exc()
-        underlying = transport.underlying_transport
-        if underlying.get_write_buffer_size() > self._write_limit:
-            # Flow control (rare): let the socket drain below write_limit.
-            for _ in range(100_000):
-                await asyncio.sleep(0.001)
-                if self._closed.done():
-                    raise self._close_exc()
-                if underlying.get_write_buffer_size() <= self._write_limit // 4:
-                    break
+        flow = self._flow
+        if flow is not None and flow.paused:
+            # Flow control: sleep until the transport says its buffer drained to the
+            # low mark (picows' pause_writing/resume_writing, see WriteFlow); no polling.
+            await flow.drain()
+            if self._closed.done() or transport.is_disconnected:
+                raise self._close_exc()
         return transport
 
     # ------------------------------------------------------------ closing, ping
@@ -648,7 +639,7 @@ class ClientConnection:
     async def _stop_tasks(self) -> None:
         """Cancel and await this connection's own tasks (none outlives it)."""
         current = asyncio.current_task()
-        tasks = [t for t in (self._keepalive_task, self._reaper) if t is not None and not t.done() and t is not current]
+        tasks = [t for t in (self._keepalive_task, *self._ping_tasks) if t is not None and not t.done() and t is not current]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -664,7 +655,7 @@ class ClientConnection:
         if self.ws_transport is not None:
             close_now(self.ws_transport, self._loop, at_exit=finalize)
         current = asyncio.current_task() if loop_usable(self._loop) else None
-        for task in (self._keepalive_task, self._reaper):
+        for task in (self._keepalive_task, *self._ping_tasks):
             if task is not current:
                 abandon_task(task, loop_open, finalize)
 
@@ -718,7 +709,10 @@ class ClientConnection:
                 pong.set_result(rtt)
 
         task = owned_task(self._loop, measure())
-        self._closed.add_done_callback(lambda _f: task.cancel() if not task.done() else None)
+        # Cancelled if the connection ends first (_on_disconnected); forgotten when done
+        # (a callback on _closed per ping would stay there for the connection's life).
+        self._ping_tasks.add(task)
+        task.add_done_callback(self._ping_tasks.discard)
         await asyncio.sleep(0)  # let the ping go out before returning, as websockets
         return pong
 
@@ -917,14 +911,12 @@ class connect:  # noqa: N801 - the name websockets uses
         if additional_headers is not None:
             items = additional_headers.items() if isinstance(additional_headers, Mapping) else additional_headers
             headers.extend((str(k), str(v)) for k, v in items)
-        names = {k.lower() for k, _ in headers}
-        if user_agent_header is not None and "user-agent" not in names:
-            headers.append(("User-Agent", user_agent_header))
         if origin is not None:
             headers.append(("Origin", origin))
+        # User-Agent (unless the headers carry one) and Sec-WebSocket-Protocol are
+        # added by drbfast.transport.handshake_headers.
+        self.user_agent_header = user_agent_header
         self.subprotocols = list(subprotocols) if subprotocols else None
-        if self.subprotocols:
-            headers.append(("Sec-WebSocket-Protocol", ", ".join(self.subprotocols)))
         self.headers = headers
         self.proxy = proxy
         self.process_exception = process_exception
@@ -1098,28 +1090,26 @@ class connect:  # noqa: N801 - the name websockets uses
 
         ssl_context = ssl_option if isinstance(ssl_option, ssl_module.SSLContext) else None
         try:
-            transport, listener = await picows.ws_connect(
-                factory, uri, ssl_context=ssl_context, websocket_handshake_timeout=None,
-                enable_auto_ping=False, enable_auto_pong=True, max_frame_size=max_size,
-                extra_headers=headers or None, max_redirects=0, proxy=proxy,
-                proxy_ssl_context=proxy_ssl if isinstance(proxy_ssl, ssl_module.SSLContext) else None,
-                logger_name=_PicowsLog(logger.logger if isinstance(logger, logging.LoggerAdapter) else logger, {}),
-                socket_factory=make_socket, **options)
+            # The one connect path (drbfast.transport); open_timeout bounds it from
+            # outside, redirects are followed here (websockets' rules), not by picows.
+            transport, listener = await open_listener(
+                factory, uri, ssl=ssl_context, timeout=None, listener_type=FastListener, max_frame_size=max_size,
+                extra_headers=headers, subprotocols=self.subprotocols, user_agent=self.user_agent_header,
+                max_redirects=0, proxy=proxy,
+                proxy_ssl=proxy_ssl if isinstance(proxy_ssl, ssl_module.SSLContext) else None,
+                socket_factory=make_socket,
+                logger=_PicowsLog(logger.logger if isinstance(logger, logging.LoggerAdapter) else logger, {}),
+                log_lost=False, enable_auto_ping=False, **options)
         except BaseException as exc:
             for sock in opened:
                 _shutdown(sock)
-            if isinstance(exc, Exception):
-                _raise_handshake_error(exc)
+            if isinstance(exc, ConnectError):
+                mapped = _handshake_error(exc)
+                raise mapped from (mapped.__cause__ if mapped.__cause__ is not None or mapped is exc.__cause__
+                                   else exc.__cause__)
             raise
-        if not isinstance(listener, FastListener):
-            # picows returns (transport, None) when the connection ended before the
-            # HTTP 101: websockets says InvalidMessage, retryable.
-            eof = EOFError("connection closed while reading HTTP status line")
-            error = InvalidMessage("did not receive a valid HTTP response")
-            error.__cause__ = eof
-            raise error
-        conn._reaper = owned_task(conn._loop, _reap(transport))
         conn.listener, conn.ws_transport = listener, transport
+        conn._flow = WriteFlow(transport, conn._write_limit, conn._write_low)
         try:
             self._negotiate(conn, transport)
             if self.heartbeat is not None:
@@ -1158,32 +1148,43 @@ def _shutdown(sock: socket.socket) -> None:
         sock.close()
 
 
-def _raise_handshake_error(exc: Exception) -> None:
-    """picows' handshake errors as the websockets exceptions (cause chained)."""
+def _handshake_error(error: ConnectError) -> BaseException:
+    """The websockets exception for a connect that failed: the one place the drop-in
+    maps :mod:`drbfast.transport`'s :class:`ConnectError` (its ``__cause__`` is what
+    picows, the socket, TLS or the proxy raised). A socket or TLS error is raised as
+    itself, as websockets does; a redirect becomes ``_Redirect`` (followed by
+    ``connect``)."""
+    exc = error.__cause__
+    if isinstance(exc, EOFError):
+        # The server hung up before its HTTP 101: websockets says InvalidMessage, retryable.
+        return InvalidMessage("did not receive a valid HTTP response")
     if isinstance(exc, picows.WSInvalidURL):
-        raise InvalidURI(getattr(exc, "url", ""), str(exc)) from exc
+        return InvalidURI(getattr(exc, "url", ""), str(exc))
     if isinstance(exc, picows.WSInvalidStatusError):
         response = exc.response
         if response is None:
-            raise InvalidMessage("did not receive a valid HTTP response") from exc
+            return InvalidMessage("did not receive a valid HTTP response")
         status = int(response.status)
         location = response.headers.get("Location")
         if status in _REDIRECTS and location is not None:
-            raise _Redirect(location) from exc
+            return _Redirect(location)
         body = exc.raw_body if exc.raw_body else (response.body or b"")
-        raise InvalidStatus(Response(status, response.status.phrase, response.headers, body)) from exc
+        return InvalidStatus(Response(status, response.status.phrase, response.headers, body))
     if isinstance(exc, picows.WSInvalidUpgradeError):
-        raise InvalidUpgrade(exc.name, exc.value) from exc
+        return InvalidUpgrade(exc.name, exc.value)
     if isinstance(exc, picows.WSInvalidHeaderError):
-        raise InvalidHeader(exc.name, exc.value) from exc
+        return InvalidHeader(exc.name, exc.value)
     if isinstance(exc, picows.WSInvalidMessageError):
-        raise InvalidMessage("did not receive a valid HTTP response") from ValueError(str(exc))
+        invalid = InvalidMessage("did not receive a valid HTTP response")
+        invalid.__cause__ = ValueError(str(exc))
+        return invalid
     if isinstance(exc, picows.WSHandshakeError):
-        raise InvalidHandshake(str(exc)) from exc
-    if type(exc).__module__.startswith("python_socks"):
-        if isinstance(exc, OSError):
-            raise exc
-        raise ProxyError("failed to connect to SOCKS proxy") from exc
+        return InvalidHandshake(str(exc))
+    if exc is not None and type(exc).__module__.startswith("python_socks") and not isinstance(exc, OSError):
+        return ProxyError("failed to connect to SOCKS proxy")
+    if isinstance(exc, Exception):
+        return exc  # OSError, ssl.SSLError, a proxy's OSError: as themselves
+    return error
 
 
 async def _set_heartbeat(conn: ClientConnection, interval: float) -> None:
