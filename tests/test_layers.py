@@ -282,11 +282,6 @@ def test_no_import_cycle_in_the_emulator_or_bench() -> None:
     assert not comps, "import cycles:\n" + _describe(GRAPH, comps)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "drbfast/ outside the emulator still has a cycle (issue 18, the client/session/listener "
-    "move): drbfast.websockets.protocol imports drbfast.websockets.asyncio.client under "
-    "TYPE_CHECKING, and asyncio.client imports protocol. Remove this mark once it is gone "
-    "(strict: the test then fails as XPASS to say so)."))
 def test_no_import_cycle_anywhere() -> None:
     comps = cycles(GRAPH)
     assert not comps, "import cycles:\n" + _describe(GRAPH, comps)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
 from .uri import WebSocketURI
 
@@ -16,8 +17,20 @@ try:  # websockets' own State, so ``ws.state is State.OPEN`` works with either i
 except ImportError:  # pragma: no cover - websockets is optional
     from picows.websockets.compat import State  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from .asyncio.client import ClientConnection
+
+
+class _ConnectionView(typing.Protocol):
+    """What the protocol view reads of its connection (``asyncio.client.ClientConnection``,
+    which imports this module: named by shape, so nothing here imports a layer above)."""
+
+    @property
+    def ws_transport(self) -> Any: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def close_code(self) -> int | None: ...
+    @property
+    def close_reason(self) -> str | None: ...
 
 __all__ = ["ClientProtocol", "Protocol", "State"]
 
@@ -35,7 +48,7 @@ class ClientProtocol:
         self.max_size = max_size
         self.extensions: list[Any] = []
         self.subprotocol: str | None = None
-        self._connection: ClientConnection | None = None
+        self._connection: _ConnectionView | None = None
 
     @property
     def state(self) -> State:
