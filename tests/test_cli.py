@@ -85,6 +85,39 @@ async def test_demo_runs_and_exits_zero() -> None:
     assert "flood" in out and "connection alive" in out
 
 
+async def test_the_default_demo_never_goes_silent() -> None:
+    """The whole default demo (steady feed, the 40,000-message flood with its 400
+    test_requests, the close) in under 10 s and never silent for 2 s: the listener's
+    own test_request answers used to put the credit budget 150,000 credits in debt, and
+    the unsubscribe after the flood waited 19.6 s for it."""
+    loop = asyncio.get_running_loop()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drbfast", "demo", "--no-color",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    t0 = last = loop.time()
+    longest = 0.0
+    lines: list[str] = []
+    try:
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
+            now = loop.time()
+            if not line:
+                break
+            longest = max(longest, now - last)
+            last = now
+            lines.append(line.decode())
+        code = await asyncio.wait_for(proc.wait(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    took = last - t0
+    assert code == 0, "".join(lines)
+    assert "connection alive" in "".join(lines)
+    assert longest < 2.0, f"silent for {longest:.1f} s:\n" + "".join(lines)
+    assert took < 10.0, f"the demo took {took:.1f} s"
+
+
 async def test_emulator_command_prints_its_url() -> None:
     code, out, err = await run("emulator", "--duration", "0.5", "--port", "0")
     assert code == 0, err
