@@ -45,6 +45,7 @@ from drbfast._book cimport (BOOK_APPLIED, BOOK_CROSSED, BOOK_GAP, BOOK_NO_MEMORY
 import importlib
 
 from drbfast.book import BookSnapshot, BookStatus, parse_book_channel
+from drbfast.frames import NOTIFICATION_PREFIX
 
 from drbfast._scan cimport (ST_OK, Decimal, plain_run, scan_number, skip_string,
                             skip_value as scan_skip_value, skip_ws as ws, uchar)
@@ -493,7 +494,10 @@ cdef int scan_params(OrderBook b, const uchar** pp, const uchar* end, Meta* meta
     return SCAN_OK
 
 
-_NOTIF_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":'
+# The envelope of drbfast.frames.NOTIFICATION_PREFIX up to params' '{' (exclusive):
+# the book reads params itself, so a live frame with data before channel still takes
+# the fast start. Held in a cdef global, which Python code cannot rebind under the pointer.
+cdef bytes _NOTIF_PREFIX = NOTIFICATION_PREFIX[:NOTIFICATION_PREFIX.rindex(b"{")]
 cdef const char* NOTIF_PREFIX = _NOTIF_PREFIX
 cdef Py_ssize_t NOTIF_PREFIX_LEN = len(_NOTIF_PREFIX)
 

@@ -47,12 +47,19 @@ cdef const char* JSONRPC_PREFIX = b'{"jsonrpc":"2.0",'
 DEF JSONRPC_PREFIX_LEN = 17
 
 # A notification in Deribit's production layout (PROTOCOL.md 4.1: jsonrpc, method,
-# params; channel before data): the channel name starts right after these 62 bytes.
-cdef const char* SUB_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
-DEF SUB_PREFIX_LEN = 62
+# params; channel before data): the channel name starts right after these bytes
+# (drbfast.frames.NOTIFICATION_PREFIX, the one definition; 62 bytes). Held in a cdef
+# global, which Python code cannot rebind under the pointer.
+from drbfast.frames import NOTIFICATION_PREFIX
+cdef bytes _SUB_PREFIX = NOTIFICATION_PREFIX
+cdef const char* SUB_PREFIX = _SUB_PREFIX
+cdef Py_ssize_t SUB_PREFIX_LEN = len(_SUB_PREFIX)
 
-cdef const char* ENGINE_PREFIX = b'~drbfast~'   # drbfast.frames.ENGINE_ID_PREFIX
-DEF ENGINE_PREFIX_LEN = 9
+# The engine's public/test id prefix, from its one definition.
+from drbfast.frames import ENGINE_ID_PREFIX
+cdef bytes _ENGINE_PREFIX = ENGINE_ID_PREFIX.encode("ascii")
+cdef const char* ENGINE_PREFIX = _ENGINE_PREFIX
+cdef int ENGINE_PREFIX_LEN = <int>len(_ENGINE_PREFIX)
 
 DEF MAX_DEPTH = 256         # deeper nesting: UNKNOWN (the oracle decides); <= SCAN_MAX_DEPTH
 DEF DECODE_CAP = 32         # decoded string prefix kept for comparisons
