@@ -1,4 +1,4 @@
-"""Build the compiled hot path (drbfast._classify, drbfast._listener, drbfast._book) with Cython.
+"""Build the compiled hot path (drbfast._classify, drbfast._listener, drbfast._book, drbfast._kinds) with Cython.
 
 Switches (environment): DRBFAST_ANNOTATE=1 writes Cython's HTML annotation next to each
 .pyx; DRBFAST_DEBUG=1 builds with -O0 -g and Cython's bounds checks on.
@@ -37,6 +37,8 @@ with open(os.path.join("drbfast", "_build_info.py"), "w") as f:
     f.write(f"PICOWS_BUILD_VERSION = {picows.__version__!r}\n")
 
 extensions = [
+    # The Python enums over _classify.pxd's C enums (drbfast.kinds re-exports them).
+    Extension("drbfast._kinds", ["drbfast/_kinds.pyx"], extra_compile_args=CFLAGS),
     Extension("drbfast._classify", ["drbfast/_classify.pyx"], extra_compile_args=CFLAGS),
     Extension("drbfast._book", ["drbfast/_book.pyx"], extra_compile_args=CFLAGS),
     Extension(

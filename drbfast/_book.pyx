@@ -45,8 +45,10 @@ from drbfast._book cimport (BOOK_APPLIED, BOOK_CROSSED, BOOK_GAP, BOOK_NO_MEMORY
 import importlib
 
 from drbfast.book import BookSnapshot, BookStatus, parse_book_channel
+from drbfast.frames import NOTIFICATION_PREFIX
 
-ctypedef unsigned char uchar
+from drbfast._scan cimport (ST_OK, Decimal, plain_run, scan_number, skip_string,
+                            skip_value as scan_skip_value, skip_ws as ws, uchar)
 
 cdef extern from "Python.h":
     # Locale-independent and correctly rounded (CPython's dtoa). Without an overflow
@@ -65,8 +67,7 @@ cdef enum:
     ACT_DELETE = 2
 
 cdef enum:
-    MAX_DEPTH = 256      # deeper nesting in a skipped value: PARSE_ERROR
-    MAX_INT_DIGITS = 4300  # sys.get_int_max_str_digits(): Python's json rejects longer ints
+    MAX_DEPTH = 256      # a container at nesting level 256 of a skipped value: PARSE_ERROR
     MAX_NUM_CHARS = 63   # longer numbers: PARSE_ERROR (no real price or amount is that long)
     MAX_ID_DIGITS = 18   # change_id / timestamp: |x| < 10**18 fits int64
 
@@ -78,75 +79,10 @@ _p10 = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13
 for _i in range(23):
     POW10[_i] = _p10[_i]
 
-# PLAIN[c]: a byte that stands for itself inside a JSON string (printable ASCII but '"'
-# and '\\'). Anything else leaves the fast loop.
-cdef uchar PLAIN[256]
-for _i in range(256):
-    PLAIN[_i] = 1 if (0x20 <= _i < 0x80 and _i != 34 and _i != 92) else 0
-
-
 # ---------------------------------------------------------------------------------------
-# Scanner primitives. Each takes the position and the end, and returns the position after
-# what it read, or NULL when the bytes are not what JSON (or this scanner) accepts.
-
-cdef inline const uchar* ws(const uchar* p, const uchar* end) noexcept nogil:
-    # JSON whitespace is exactly space, \n, \r, \t (RFC 8259 section 2).
-    while p < end and (p[0] == 32 or p[0] == 10 or p[0] == 13 or p[0] == 9):
-        p += 1
-    return p
-
-
-cdef const uchar* skip_string(const uchar* p, const uchar* end) noexcept nogil:
-    """Validate a string whose opening quote is at p[-1] (escapes, control bytes, UTF-8
-    as Python's strict decoder accepts it); return the byte after the closing quote."""
-    cdef uchar c, c1
-    cdef int i
-    while True:
-        while p < end and PLAIN[p[0]]:
-            p += 1
-        if p >= end:
-            return NULL
-        c = p[0]
-        if c == 34:                                  # closing '"'
-            return p + 1
-        if c == 92:                                  # '\\'
-            if p + 1 >= end:
-                return NULL
-            c1 = p[1]
-            if c1 == 117:                            # \uXXXX (lone surrogates are valid JSON)
-                if p + 6 > end:
-                    return NULL
-                for i in range(2, 6):
-                    c = p[i]
-                    if not ((48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)):
-                        return NULL
-                p += 6
-            elif c1 in (34, 92, 47, 98, 102, 110, 114, 116):   # " \ / b f n r t
-                p += 2
-            else:
-                return NULL
-        elif c < 0x20:                               # raw control bytes are not allowed
-            return NULL
-        elif 0xC2 <= c <= 0xDF:
-            if p + 2 > end or (p[1] & 0xC0) != 0x80:
-                return NULL
-            p += 2
-        elif 0xE0 <= c <= 0xEF:
-            if p + 3 > end or (p[1] & 0xC0) != 0x80 or (p[2] & 0xC0) != 0x80:
-                return NULL
-            if (c == 0xE0 and p[1] < 0xA0) or (c == 0xED and p[1] > 0x9F):
-                return NULL                          # overlong / UTF-16 surrogate
-            p += 3
-        elif 0xF0 <= c <= 0xF4:
-            if (p + 4 > end or (p[1] & 0xC0) != 0x80 or (p[2] & 0xC0) != 0x80
-                    or (p[3] & 0xC0) != 0x80):
-                return NULL
-            if (c == 0xF0 and p[1] < 0x90) or (c == 0xF4 and p[1] > 0x8F):
-                return NULL                          # overlong / above U+10FFFF
-            p += 4
-        else:
-            return NULL
-
+# Scanner primitives (the shared ones are in _scan.pxd). Each takes the position and the
+# end, and returns the position after what it read, or NULL when the bytes are not what
+# JSON (or this scanner) accepts.
 
 cdef const uchar* read_plain(const uchar* p, const uchar* end, Py_ssize_t* length) noexcept nogil:
     """A string (opening quote at p[-1]) to compare byte for byte. length = its raw
@@ -154,8 +90,7 @@ cdef const uchar* read_plain(const uchar* p, const uchar* end, Py_ssize_t* lengt
     (it then equals none of our ASCII names); NULL if it has an escape (this scanner does
     not decode them) or is invalid."""
     cdef const uchar* start = p
-    while p < end and PLAIN[p[0]]:
-        p += 1
+    p = plain_run(p, end)
     if p < end and p[0] == 34:
         length[0] = p - start
         return p + 1
@@ -203,44 +138,18 @@ cdef inline const uchar* separator(const uchar* p, const uchar* end, uchar c) no
     return ws(p + 1, end)
 
 
-cdef const uchar* skip_value(const uchar* p, const uchar* end, int depth) noexcept:
-    """Validate any JSON value starting at p (after whitespace)."""
-    cdef uchar c
-    cdef bint more = True
-    if p >= end:
-        return NULL
-    c = p[0]
-    if c == 34:
-        return skip_string(p + 1, end)
-    if c == 123 or c == 91:                          # '{' or '['
-        if depth >= MAX_DEPTH:
-            return NULL
-        p = ws(p + 1, end)
-        if p < end and p[0] == c + 2:                # '}' is '{' + 2, ']' is '[' + 2
-            return p + 1
-        while True:
-            if c == 123:
-                if p >= end or p[0] != 34:
-                    return NULL
-                p = separator(skip_string(p + 1, end), end, 58)      # ':'
-                if p == NULL:
-                    return NULL
-            p = next_item(skip_value(p, end, depth + 1), end, c + 2, &more)
-            if p == NULL or not more:
-                return p
-    if c == 116:
-        return p + 4 if end - p >= 4 and memcmp(p, b"true", 4) == 0 else NULL
-    if c == 102:
-        return p + 5 if end - p >= 5 and memcmp(p, b"false", 5) == 0 else NULL
-    if c == 110:
-        return p + 4 if end - p >= 4 and memcmp(p, b"null", 4) == 0 else NULL
-    return parse_double(p, end, NULL)
+cdef inline const uchar* skip_value(const uchar* p, const uchar* end) noexcept nogil:
+    """Validate any JSON value starting at p (p < end, after whitespace). The book's rule
+    for what it does not read (the module docstring): a container at nesting level
+    MAX_DEPTH of the value (the value itself is level 1), empty or not, or an integer
+    longer than Python accepts, is PARSE_ERROR (NULL), where the classifier defers."""
+    cdef int status = ST_OK
+    p = scan_skip_value(p, end, &status, MAX_DEPTH - 1, True)
+    return p if status == ST_OK else NULL
 
 
 cdef const uchar* parse_double(const uchar* p, const uchar* end, double* out) noexcept:
-    """A JSON number as the double Python's float() gives for it (correctly rounded);
-    with out == NULL only validated (as Python's json, which refuses ints longer than
-    4300 digits).
+    """A JSON number as the double Python's float() gives for it (correctly rounded).
 
     Fast path (Clinger): when the decimal significand m fits in 53 bits and the decimal
     exponent e is within +-22, m and 10**|e| are both exact doubles, so m * 10**e (or
@@ -248,87 +157,28 @@ cdef const uchar* parse_double(const uchar* p, const uchar* end, double* out) no
     prints (86775.5, 0.0005, 1e-05, 308897.0) takes it. Otherwise CPython's strtod.
     """
     cdef const uchar* start = p
-    cdef const uchar* int_start
-    cdef const uchar* int_end
-    cdef bint neg = False
-    cdef uint64_t m = 0
-    cdef int nd = 0            # significant digits held in m
-    cdef int e10 = 0
-    cdef int ex = 0
-    cdef int exd = 0
-    cdef bint exneg = False
-    cdef bint slow = False
-    cdef uchar d
+    cdef Decimal d
+    cdef int status = ST_OK
     cdef double v
     cdef char buf[MAX_NUM_CHARS + 1]
     cdef char* endp
     cdef Py_ssize_t n
-    if p < end and p[0] == 45:                       # '-'
-        neg = True
-        p += 1
-    if p >= end:
-        return NULL
-    int_start = p
-    if p[0] == 48:                                   # a leading '0' stands alone
-        p += 1
-    elif 49 <= p[0] <= 57:
-        while p < end and 48 <= p[0] <= 57:
-            if nd < 19:
-                m = m * 10 + (p[0] - 48)
-                nd += 1
-            else:
-                slow = True
-            p += 1
-    else:
-        return NULL
-    int_end = p
-    if p < end and p[0] == 46:                       # '.' fraction
-        p += 1
-        if p >= end or not (48 <= p[0] <= 57):
-            return NULL
-        while p < end and 48 <= p[0] <= 57:
-            d = p[0] - 48
-            if m == 0 and d == 0:
-                e10 -= 1                             # leading zeros of 0.0005
-            elif nd < 19:
-                m = m * 10 + d
-                nd += 1
-                e10 -= 1
-            else:
-                slow = True
-            p += 1
-    if p < end and (p[0] == 101 or p[0] == 69):      # 'e' / 'E'
-        p += 1
-        if p < end and (p[0] == 43 or p[0] == 45):
-            exneg = p[0] == 45
-            p += 1
-        if p >= end or not (48 <= p[0] <= 57):
-            return NULL
-        while p < end and 48 <= p[0] <= 57:
-            if exd < 6:
-                ex = ex * 10 + (p[0] - 48)
-            exd += 1
-            p += 1
-        if exd >= 6:
-            slow = True
-        e10 = e10 - ex if exneg else e10 + ex
-    if out == NULL:
-        if p == int_end and int_end - int_start > MAX_INT_DIGITS:
-            return NULL
-        return p
-    if not slow and m <= (<uint64_t>1 << 53):
-        if e10 == 0:
-            v = <double>m
-        elif 0 < e10 <= 22:
-            v = <double>m * POW10[e10]
-        elif -22 <= e10 < 0:
-            v = <double>m / POW10[-e10]
-        elif m == 0:
+    p = scan_number(p, end, &status, &d)
+    if p == NULL or status != ST_OK:
+        return NULL          # (a deferred int has over 4300 digits: past MAX_NUM_CHARS too)
+    if not d.slow and d.m <= (<uint64_t>1 << 53):
+        if d.e10 == 0:
+            v = <double>d.m
+        elif 0 < d.e10 <= 22:
+            v = <double>d.m * POW10[d.e10]
+        elif -22 <= d.e10 < 0:
+            v = <double>d.m / POW10[-d.e10]
+        elif d.m == 0:
             v = 0.0
         else:
-            slow = True
-        if not slow:
-            out[0] = -v if neg else v
+            d.slow = True
+        if not d.slow:
+            out[0] = -v if d.neg else v
             return p
     n = p - start
     if n > MAX_NUM_CHARS:
@@ -347,28 +197,12 @@ cdef const uchar* parse_double(const uchar* p, const uchar* end, double* out) no
 
 cdef const uchar* parse_int64(const uchar* p, const uchar* end, int64_t* out) noexcept nogil:
     """A JSON integer (no fraction, no exponent) of at most 18 digits."""
-    cdef bint neg = False
-    cdef int64_t v = 0
-    cdef const uchar* digits
-    if p < end and p[0] == 45:
-        neg = True
-        p += 1
-    if p >= end:
-        return NULL
-    digits = p
-    if p[0] == 48:
-        p += 1
-    elif 49 <= p[0] <= 57:
-        while p < end and 48 <= p[0] <= 57:
-            if p - digits >= MAX_ID_DIGITS:
-                return NULL
-            v = v * 10 + (p[0] - 48)
-            p += 1
-    else:
-        return NULL
-    if p < end and (p[0] == 46 or p[0] == 101 or p[0] == 69):
-        return NULL          # a float where an integer id belongs
-    out[0] = -v if neg else v
+    cdef Decimal d
+    cdef int status = ST_OK
+    p = scan_number(p, end, &status, &d)
+    if p == NULL or d.is_float or d.int_digits > MAX_ID_DIGITS:
+        return NULL          # a float where an integer id belongs, or too long for int64
+    out[0] = -<int64_t>d.m if d.neg else <int64_t>d.m
     return p
 
 
@@ -605,7 +439,7 @@ cdef const uchar* parse_data(OrderBook b, const uchar* p, const uchar* end, Meta
                 meta.type = 3
         else:
             # instrument_name, later duplicates, and anything Deribit may add
-            p = skip_value(p, end, 1)
+            p = skip_value(p, end)
         p = next_item(p, end, 125, &more)
         if p == NULL:
             return NULL
@@ -649,10 +483,10 @@ cdef int scan_params(OrderBook b, const uchar** pp, const uchar* end, Meta* meta
                 data_ok[0] = True
                 p = after
             else:
-                p = skip_value(p, end, 1)
+                p = skip_value(p, end)
         else:
             seen_data = seen_data or key_is(k, kn, b"data", 4)
-            p = skip_value(p, end, 1)
+            p = skip_value(p, end)
         p = next_item(p, end, 125, &more)
         if p == NULL:
             return BOOK_PARSE_ERROR
@@ -660,7 +494,10 @@ cdef int scan_params(OrderBook b, const uchar** pp, const uchar* end, Meta* meta
     return SCAN_OK
 
 
-_NOTIF_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":'
+# The envelope of drbfast.frames.NOTIFICATION_PREFIX up to params' '{' (exclusive):
+# the book reads params itself, so a live frame with data before channel still takes
+# the fast start. Held in a cdef global, which Python code cannot rebind under the pointer.
+cdef bytes _NOTIF_PREFIX = NOTIFICATION_PREFIX[:NOTIFICATION_PREFIX.rindex(b"{")]
 cdef const char* NOTIF_PREFIX = _NOTIF_PREFIX
 cdef Py_ssize_t NOTIF_PREFIX_LEN = len(_NOTIF_PREFIX)
 
@@ -694,7 +531,7 @@ cdef int scan_message(OrderBook b, const uchar* p, const uchar* end, Meta* meta)
             return BOOK_PARSE_ERROR
     elif p < end and p[0] != 123:
         # valid JSON but not an object is simply not a notification
-        p = skip_value(p, end, 1)
+        p = skip_value(p, end)
         return BOOK_NOT_BOOK if p != NULL and ws(p, end) == end else BOOK_PARSE_ERROR
     elif p >= end:
         return BOOK_PARSE_ERROR
@@ -727,7 +564,7 @@ cdef int scan_message(OrderBook b, const uchar* p, const uchar* end, Meta* meta)
             if st != SCAN_OK:
                 return BOOK_NO_MEMORY if b.oom else st
         else:
-            p = skip_value(p, end, 1)
+            p = skip_value(p, end)
         p = next_item(p, end, 125, &more)
         if p == NULL:
             return BOOK_PARSE_ERROR

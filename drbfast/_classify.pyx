@@ -26,7 +26,8 @@ from drbfast._classify cimport (ClassifyResult, K_OTHER, K_HEARTBEAT, K_TEST_REQ
                                 K_TEST_REPLY, K_UNKNOWN, L_UNKNOWN, L_PRIORITY, L_ORDERED,
                                 L_CONFLATE, L_BOOK)
 
-ctypedef unsigned char uchar
+from drbfast._scan cimport (ST_DEFER, ST_OK, plain_run, scan_string, skip_string, skip_value,
+                            skip_ws, uchar)
 
 cdef const char* EMPTY = b""
 
@@ -46,15 +47,21 @@ cdef const char* JSONRPC_PREFIX = b'{"jsonrpc":"2.0",'
 DEF JSONRPC_PREFIX_LEN = 17
 
 # A notification in Deribit's production layout (PROTOCOL.md 4.1: jsonrpc, method,
-# params; channel before data): the channel name starts right after these 62 bytes.
-cdef const char* SUB_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
-DEF SUB_PREFIX_LEN = 62
+# params; channel before data): the channel name starts right after these bytes
+# (drbfast.frames.NOTIFICATION_PREFIX, the one definition; 62 bytes). Held in a cdef
+# global, which Python code cannot rebind under the pointer.
+from drbfast.frames import NOTIFICATION_PREFIX
+cdef bytes _SUB_PREFIX = NOTIFICATION_PREFIX
+cdef const char* SUB_PREFIX = _SUB_PREFIX
+cdef Py_ssize_t SUB_PREFIX_LEN = len(_SUB_PREFIX)
 
-cdef const char* ENGINE_PREFIX = b'~drbfast~'   # drbfast.frames.ENGINE_ID_PREFIX
-DEF ENGINE_PREFIX_LEN = 9
+# The engine's public/test id prefix, from its one definition.
+from drbfast.frames import ENGINE_ID_PREFIX
+cdef bytes _ENGINE_PREFIX = ENGINE_ID_PREFIX.encode("ascii")
+cdef const char* ENGINE_PREFIX = _ENGINE_PREFIX
+cdef int ENGINE_PREFIX_LEN = <int>len(_ENGINE_PREFIX)
 
-DEF MAX_DEPTH = 256         # deeper nesting: UNKNOWN (the oracle decides)
-DEF MAX_INT_DIGITS = 4300   # sys.get_int_max_str_digits(): a longer int is a ValueError
+DEF MAX_DEPTH = 256         # deeper nesting: UNKNOWN (the oracle decides); <= SCAN_MAX_DEPTH
 DEF DECODE_CAP = 32         # decoded string prefix kept for comparisons
 
 # Key ids
@@ -65,194 +72,6 @@ DEF KEY_ID = 3
 DEF KEY_RESULT = 4
 DEF KEY_ERROR = 5
 DEF KEY_TYPE = 6
-
-# Scanner results beside a pointer: NULL is "invalid JSON".
-DEF ST_OK = 0
-DEF ST_INVALID = 1
-DEF ST_DEFER = 2
-
-
-# PLAIN[c] is 1 for a byte that stands for itself inside a JSON string: printable
-# ASCII except '"' (34) and '\\' (92). Control bytes and UTF-8 lead bytes take the slow loop.
-cdef uchar PLAIN[256]
-cdef int _c
-for _c in range(256):
-    PLAIN[_c] = 1 if (0x20 <= _c < 0x80 and _c != 34 and _c != 92) else 0
-
-
-cdef inline const uchar* skip_ws(const uchar* p, const uchar* end) noexcept nogil:
-    # JSON whitespace is exactly these four bytes (RFC 8259 section 2).
-    while p < end and (p[0] == 0x20 or p[0] == 0x0A or p[0] == 0x0D or p[0] == 0x09):
-        p += 1
-    return p
-
-
-cdef inline int hexval(uchar c) noexcept nogil:
-    if c >= 48 and c <= 57:
-        return c - 48
-    if c >= 97 and c <= 102:
-        return c - 87
-    if c >= 65 and c <= 70:
-        return c - 55
-    return -1
-
-
-cdef const uchar* scan_string(const uchar* p, const uchar* end,
-                              char* buf, int* buflen) noexcept nogil:
-    """Validate a JSON string whose opening quote is at p[-1]; return the byte after
-    its closing quote, or NULL if invalid. If buf is not NULL, the longest ASCII prefix
-    of the decoded text (at most DECODE_CAP chars) is written there and *buflen says
-    how much: its length when that is the whole string, else -1 - length (so an exact
-    comparison fails, while a prefix comparison still works)."""
-    cdef int stored = 0
-    cdef bint whole = True      # buf holds the entire decoded string
-    cdef uchar c, c1
-    cdef int code, i, h
-    # Fast loop over plain printable ASCII (most of every Deribit string).
-    if buf != NULL:
-        while p < end and PLAIN[p[0]]:
-            if whole:
-                if stored < DECODE_CAP:
-                    buf[stored] = <char>p[0]
-                    stored += 1
-                else:
-                    whole = False
-            p += 1
-    else:
-        while p < end and PLAIN[p[0]]:
-            p += 1
-    while p < end:
-        c = p[0]
-        if c == 34:  # '"'
-            if buf != NULL:
-                buflen[0] = stored if whole else -1 - stored
-            return p + 1
-        if c == 92:  # '\\'
-            if p + 1 >= end:
-                return NULL
-            c1 = p[1]
-            if c1 == 117:  # 'u' + 4 hex digits
-                if p + 6 > end:
-                    return NULL
-                code = 0
-                for i in range(2, 6):
-                    h = hexval(p[i])
-                    if h < 0:
-                        return NULL
-                    code = code * 16 + h
-                p += 6
-            else:
-                if c1 == 34 or c1 == 92 or c1 == 47:
-                    code = c1
-                elif c1 == 98:
-                    code = 8
-                elif c1 == 102:
-                    code = 12
-                elif c1 == 110:
-                    code = 10
-                elif c1 == 114:
-                    code = 13
-                elif c1 == 116:
-                    code = 9
-                else:
-                    return NULL
-                p += 2
-            if whole and buf != NULL:
-                if code < 0x80 and stored < DECODE_CAP:
-                    buf[stored] = <char>code
-                    stored += 1
-                else:
-                    whole = False   # non-ASCII, or past the cap: the prefix ends here
-            continue
-        if c < 0x20:  # raw control characters are not allowed in JSON strings
-            return NULL
-        if c < 0x80:
-            if whole and buf != NULL:
-                if stored < DECODE_CAP:
-                    buf[stored] = <char>c
-                    stored += 1
-                else:
-                    whole = False
-            p += 1
-            continue
-        # Well-formed UTF-8 as Python's strict decoder accepts it (no overlongs, no
-        # encoded surrogates, nothing above U+10FFFF). Non-ASCII ends the stored prefix.
-        whole = False
-        if c >= 0xC2 and c <= 0xDF:
-            if p + 2 > end or (p[1] & 0xC0) != 0x80:
-                return NULL
-            p += 2
-        elif c >= 0xE0 and c <= 0xEF:
-            if p + 3 > end or (p[2] & 0xC0) != 0x80:
-                return NULL
-            c1 = p[1]
-            if c == 0xE0:
-                if c1 < 0xA0 or c1 > 0xBF:
-                    return NULL
-            elif c == 0xED:
-                if c1 < 0x80 or c1 > 0x9F:
-                    return NULL
-            elif (c1 & 0xC0) != 0x80:
-                return NULL
-            p += 3
-        elif c >= 0xF0 and c <= 0xF4:
-            if p + 4 > end or (p[2] & 0xC0) != 0x80 or (p[3] & 0xC0) != 0x80:
-                return NULL
-            c1 = p[1]
-            if c == 0xF0:
-                if c1 < 0x90 or c1 > 0xBF:
-                    return NULL
-            elif c == 0xF4:
-                if c1 < 0x80 or c1 > 0x8F:
-                    return NULL
-            elif (c1 & 0xC0) != 0x80:
-                return NULL
-            p += 4
-        else:
-            return NULL
-    return NULL
-
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <string.h>
-    /* Index of the first byte in p[0:8] that is not plain string text ('"', '\\',
-       a control byte or a UTF-8 byte), or 8 if there is none. SWAR on one little-endian
-       64-bit load: for each test the lowest flagged byte is exact (borrows only flag
-       bytes above a real hit), so the lowest bit of the union is the answer. */
-    static inline int drbfast_special8(const unsigned char* p) {
-        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-        uint64_t x, q, b, m;
-        memcpy(&x, p, 8);
-        q = x ^ (ones * 0x22);
-        b = x ^ (ones * 0x5C);
-        m = (x & highs)
-          | ((x - ones * 0x20) & ~x & highs)
-          | ((q - ones) & ~q & highs)
-          | ((b - ones) & ~b & highs);
-    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        return m ? (__builtin_clzll(m) >> 3) : 8;
-    #else
-        return m ? (__builtin_ctzll(m) >> 3) : 8;
-    #endif
-    }
-    """
-    int special8 "drbfast_special8"(const unsigned char* p) noexcept nogil
-
-
-cdef inline const uchar* plain_run(const uchar* p, const uchar* end) noexcept nogil:
-    """Skip plain string bytes (PLAIN): eight at a time, then one at a time."""
-    cdef int k
-    while end - p >= 8:
-        k = special8(p)
-        p += k
-        if k < 8:
-            return p
-    while p < end and PLAIN[p[0]]:
-        p += 1
-    return p
-
 
 cdef inline const uchar* str_token(const uchar* p, const uchar* end, char* buf,
                                    const char** txt, int* n) noexcept nogil:
@@ -266,153 +85,7 @@ cdef inline const uchar* str_token(const uchar* p, const uchar* end, char* buf,
         n[0] = <int>(p - start)   # raw bytes are the text: no cap needed
         return p + 1
     txt[0] = buf
-    return scan_string(start, end, buf, n)
-
-
-cdef inline const uchar* skip_string(const uchar* p, const uchar* end) noexcept nogil:
-    p = plain_run(p, end)
-    if p < end and p[0] == 34:
-        return p + 1
-    return scan_string(p, end, NULL, NULL)
-
-
-cdef inline const uchar* scan_number(const uchar* p, const uchar* end,
-                                     int* status) noexcept nogil:
-    # -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  (RFC 8259 section 6)
-    cdef const uchar* start
-    cdef Py_ssize_t int_digits
-    cdef bint is_float = False
-    if p < end and p[0] == 45:  # '-'
-        p += 1
-    if p >= end:
-        return NULL
-    start = p
-    if p[0] == 48:  # '0'
-        p += 1
-    elif p[0] >= 49 and p[0] <= 57:
-        while p < end and p[0] >= 48 and p[0] <= 57:
-            p += 1
-    else:
-        return NULL
-    int_digits = p - start
-    if p < end and p[0] == 46:  # '.'
-        p += 1
-        is_float = True
-        if p >= end or p[0] < 48 or p[0] > 57:
-            return NULL
-        while p < end and p[0] >= 48 and p[0] <= 57:
-            p += 1
-    if p < end and (p[0] == 101 or p[0] == 69):  # 'e' 'E'
-        p += 1
-        is_float = True
-        if p < end and (p[0] == 43 or p[0] == 45):
-            p += 1
-        if p >= end or p[0] < 48 or p[0] > 57:
-            return NULL
-        while p < end and p[0] >= 48 and p[0] <= 57:
-            p += 1
-    if not is_float and int_digits > MAX_INT_DIGITS:
-        # Python refuses to build such an int: the oracle calls it invalid.
-        status[0] = ST_DEFER
-    return p
-
-
-cdef inline const uchar* skip_member_value(const uchar* p, const uchar* end, int* status) noexcept nogil:
-    """skip_value for a value at p (no leading whitespace): scalars inline, containers
-    through the general state machine."""
-    cdef uchar c = p[0]
-    if c == 34:
-        return skip_string(p + 1, end)
-    if c == 45 or (c >= 48 and c <= 57):
-        return scan_number(p, end, status)
-    if c == 123 or c == 91:
-        return skip_value(p, end, status)
-    if c == 116:
-        return p + 4 if end - p >= 4 and memcmp(p, b"true", 4) == 0 else NULL
-    if c == 102:
-        return p + 5 if end - p >= 5 and memcmp(p, b"false", 5) == 0 else NULL
-    if c == 110:
-        return p + 4 if end - p >= 4 and memcmp(p, b"null", 4) == 0 else NULL
-    return NULL
-
-
-cdef const uchar* skip_value(const uchar* p, const uchar* end, int* status) noexcept nogil:
-    """Validate and skip one JSON value starting at p (whitespace allowed before it).
-    Returns the byte after it; NULL if invalid or deferred (see *status)."""
-    cdef uchar stack[MAX_DEPTH]
-    cdef int depth = 0
-    cdef uchar c
-    # state 0: expect a value; 1: after a value; 2: expect an object key
-    cdef int state = 0
-    while True:
-        if state == 0:
-            p = skip_ws(p, end)
-            if p >= end:
-                return NULL
-            c = p[0]
-            if c == 123 or c == 91:  # '{' '['
-                p = skip_ws(p + 1, end)
-                if p >= end:
-                    return NULL
-                if (c == 123 and p[0] == 125) or (c == 91 and p[0] == 93):
-                    p += 1
-                    state = 1
-                    continue
-                if depth >= MAX_DEPTH:
-                    status[0] = ST_DEFER
-                    return NULL
-                stack[depth] = c
-                depth += 1
-                state = 2 if c == 123 else 0
-                continue
-            if c == 34:
-                p = skip_string(p + 1, end)
-            elif c == 116:  # true
-                if end - p < 4 or memcmp(p, b"true", 4) != 0:
-                    return NULL
-                p += 4
-            elif c == 102:  # false
-                if end - p < 5 or memcmp(p, b"false", 5) != 0:
-                    return NULL
-                p += 5
-            elif c == 110:  # null
-                if end - p < 4 or memcmp(p, b"null", 4) != 0:
-                    return NULL
-                p += 4
-            elif c == 45 or (c >= 48 and c <= 57):
-                p = scan_number(p, end, status)
-            else:
-                return NULL
-            if p == NULL:
-                return NULL
-            state = 1
-        elif state == 1:
-            if depth == 0:
-                return p
-            p = skip_ws(p, end)
-            if p >= end:
-                return NULL
-            c = p[0]
-            if c == 44:  # ','
-                p += 1
-                state = 2 if stack[depth - 1] == 123 else 0
-            elif (c == 125 and stack[depth - 1] == 123) or (c == 93 and stack[depth - 1] == 91):
-                p += 1
-                depth -= 1
-            else:
-                return NULL
-        else:
-            p = skip_ws(p, end)
-            if p >= end or p[0] != 34:
-                return NULL
-            p = skip_string(p + 1, end)
-            if p == NULL:
-                return NULL
-            p = skip_ws(p, end)
-            if p >= end or p[0] != 58:  # ':'
-                return NULL
-            p += 1
-            state = 0
+    return scan_string(start, end, buf, n, DECODE_CAP)
 
 
 cdef inline int key_id(const char* k, int n) noexcept nogil:
@@ -499,9 +172,9 @@ cdef const uchar* scan_params(const uchar* p, const uchar* end, int* ptype,
                 elif n == 12 and memcmp(txt, b"test_request", 12) == 0:
                     ptype[0] = 2
             else:
-                p = skip_member_value(p, end, status)
+                p = skip_value(p, end, status, MAX_DEPTH, False)
         else:
-            p = skip_member_value(p, end, status)
+            p = skip_value(p, end, status, MAX_DEPTH, False)
         if p == NULL:
             return NULL
         p = skip_ws(p, end)
@@ -599,14 +272,14 @@ cdef int scan_general(const uchar* p, const uchar* end, ClassifyResult* out) noe
             if p[0] == 123:
                 p = scan_params(p + 1, end, &ptype, &status)
             else:
-                p = skip_member_value(p, end, &status)
+                p = skip_value(p, end, &status, MAX_DEPTH, False)
         else:
             if key == KEY_RESULT:
                 has_result = True
             elif key == KEY_ERROR:
                 has_error = True
             # (a duplicate method/id/params: the first occurrence already decided)
-            p = skip_member_value(p, end, &status)
+            p = skip_value(p, end, &status, MAX_DEPTH, False)
         if p == NULL:
             return K_UNKNOWN if status == ST_DEFER else K_OTHER
         p = skip_ws(p, end)

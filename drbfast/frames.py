@@ -11,9 +11,11 @@ import json
 
 __all__ = [
     "ENGINE_ID_PREFIX",
+    "NOTIFICATION_PREFIX",
     "SEQ_DIGITS",
     "SEQ_OFFSET",
     "TEST_TEMPLATE",
+    "build_notification_prefix",
     "build_test_template",
     "engine_id",
     "is_engine_id",
@@ -53,3 +55,24 @@ def build_test_template() -> tuple[bytes, int]:
 
 
 TEST_TEMPLATE, SEQ_OFFSET = build_test_template()
+
+
+def build_notification_prefix() -> bytes:
+    """The bytes a notification in Deribit's production layout starts with, up to the
+    first byte of its channel name.
+
+    PROTOCOL.md 4.1: the envelope keys come as jsonrpc, method, params, and params starts
+    with the channel, so a live notification begins
+    ``{"jsonrpc":"2.0","method":"subscription","params":{"channel":"``. The classifier
+    reads the channel right after it; the book reads params from its ``{``.
+    """
+    closed = json.dumps(
+        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": ""}},
+        separators=(",", ":"),
+    ).encode("ascii")
+    return closed[: -len(b'"}}')]  # drop the empty name's closing quote and the two braces
+
+
+#: The one definition of the notification prefix (see :func:`build_notification_prefix`);
+#: the compiled classifier and book take their bytes from here at import.
+NOTIFICATION_PREFIX = build_notification_prefix()

@@ -37,7 +37,7 @@ import json
 import re
 from typing import Any
 
-from .frames import ENGINE_ID_PREFIX
+from .frames import ENGINE_ID_PREFIX, NOTIFICATION_PREFIX
 from .kinds import Kind, Lane
 
 __all__ = ["CONFLATED_PREFIXES", "channel_lane", "classify_reference", "lane_parsed", "lane_reference", "parse_first_wins"]
@@ -114,7 +114,7 @@ def channel_lane(channel: str) -> Lane:
 
 
 # Rule 0: the production layouts (PROTOCOL.md 4.1; every live response and notification).
-_PROD_NOTIFICATION = re.compile(rb'\{"jsonrpc":"2\.0","method":"subscription","params":\{"channel":"([\x20\x21\x23-\x5b\x5d-\x7f]*)"')
+_PROD_NOTIFICATION = re.compile(re.escape(NOTIFICATION_PREFIX) + rb'([\x20\x21\x23-\x5b\x5d-\x7f]*)"')
 _PROD_REPLY = re.compile(rb'\{"jsonrpc":"2\.0","id":[-0-9]')
 
 

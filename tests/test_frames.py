@@ -98,5 +98,6 @@ def test_is_engine_id() -> None:
 
 
 def test_public_names() -> None:
-    assert set(frames.__all__) == {"ENGINE_ID_PREFIX", "SEQ_DIGITS", "SEQ_OFFSET", "TEST_TEMPLATE",
-                                   "build_test_template", "engine_id", "is_engine_id"}
+    assert set(frames.__all__) == {"ENGINE_ID_PREFIX", "NOTIFICATION_PREFIX", "SEQ_DIGITS", "SEQ_OFFSET",
+                                   "TEST_TEMPLATE", "build_notification_prefix", "build_test_template",
+                                   "engine_id", "is_engine_id"}
