@@ -171,7 +171,7 @@ async def test_changes_after_a_resync_reply_before_its_snapshot_start_no_other()
         emu.faults.delay_snapshots(0.5, conn)
         emu.faults.send_fragmented(book_gap_frame(channel), parts=1, conn=conn)
         await wait_until(lambda: conn.requests["private/subscribe"] == 2)
-        await wait_until(lambda: channel not in client._resync)  # the resync's reply is in: it is done
+        await wait_until(lambda: channel not in client._session.resync)  # the resync's reply is in: it is done
         assert client.book_waiting(channel) and client.stats.book_gaps == 1
         for i in range(30):
             stale = {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": {
