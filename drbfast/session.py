@@ -768,7 +768,11 @@ class Session:
     def _setup_next(self, out: list[Output]) -> None:
         plan = self._plan
         assert plan is not None
-        step = plan.next()
+        try:
+            step = plan.next()  # an auth step signs its params now: that can fail (a bad key)
+        except DrbfastError as exc:
+            self._setup_failed(exc, out)
+            return
         if step is None:
             self._plan = None
             self._auth_refusals = 0
@@ -1245,7 +1249,11 @@ class Session:
             if self._creds is None:
                 self.tokens.refresh_at = None
                 return
-            params, grant = auth_params(self._creds, self.options.auth, self.options.scope), "fresh"
+            try:
+                params, grant = auth_params(self._creds, self.options.auth, self.options.scope), "fresh"
+            except DrbfastError as exc:
+                self._refresh_failed(exc, now)
+                return
         self.tokens.refresh_at = None
         send = self._send("public/auth", params, _Kind.REFRESH, None, grant)
         self._refreshing = send.req_id
