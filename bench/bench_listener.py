@@ -46,7 +46,7 @@ def _python_orjson(payload: bytes) -> bool:
 def test_drbfast_listener(benchmark, name: str) -> None:
     benchmark.group = f"receive-path {name}"
     payload = MESSAGES[name]
-    listener = FastListener(lambda p, b: None)
+    listener = FastListener(lambda p, b, lane, ch, rx: None)
     feed_many = listener.feed_many
     ns = benchmark(feed_many, payload, N)
     benchmark.extra_info["ns_per_message_in_c_loop"] = ns

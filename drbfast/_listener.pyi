@@ -67,7 +67,8 @@ class HeartbeatStats:
         """Always 0: the listener never pauses reading (kept for old readers)."""
     def as_dict(self) -> dict[str, int]: ...
 
-OnMessage = Callable[[bytes, bool], object]
+#: on_message(payload, binary, lane, channel, rx_ns)
+OnMessage = Callable[[bytes, bool, int, str, int], object]
 #: ``on_drop(kind, channel, count)``: kind ``"book_reset"`` (resubscribe the book for a
 #: fresh snapshot; count: the changes dropped) or ``"dropped"`` (public data lost at the
 #: byte bound; count: that channel's drops so far in the episode, usually 1). Called
@@ -80,7 +81,13 @@ class FastListener(WSListener):
     ``test_request`` is answered inside the receive callback; heartbeats and replies to
     the engine's own ``public/test`` are counted and dropped. The socket is always read:
     nothing here ever pauses it. Every other message goes to ``on_message(payload,
-    binary)``; while it runs, ``rx_ns`` is that message's receive time. While the
+    binary, lane, channel, rx_ns)``: ``lane`` is the message's :class:`drbfast.kinds.Lane`
+    as the classifier found it from the bytes (PRIORITY with ``channel == ""``: a reply
+    to a request; PRIORITY with a channel: a ``user.*`` notification; UNKNOWN: not
+    Deribit's production layout, parse it to learn more), ``channel`` the notification's
+    channel sliced from the bytes ("" for none), ``rx_ns`` its CLOCK_MONOTONIC receive
+    time (also ``listener.rx_ns`` while the hook runs), so nothing downstream scans the
+    bytes again to learn them. While the
     consumer keeps up (nothing queued; at most ``slice_size`` messages or
     ``slice_time`` seconds per socket read) the hook is called inline. Otherwise
     messages are queued by lane and handed over in slices of the same bounds between

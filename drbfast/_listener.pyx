@@ -47,6 +47,14 @@ def _reply_detail(bytes raw):
 
 cdef const char* EMPTY = b""
 
+
+cdef inline str _channel_of(const char* ptr, ClassifyResult* r):
+    """The notification's channel: a plain-ASCII slice of the message the classifier
+    found right after the production prefix (see _classify), or "" if none."""
+    if r.chan_len > 0:
+        return PyUnicode_DecodeASCII(ptr + r.chan_off, r.chan_len, NULL)
+    return ""
+
 from drbfast._clock cimport now_ns
 
 
@@ -150,7 +158,8 @@ cdef class _Msg:
     cdef str channel          # the channel ("" if none)
     cdef int64_t rx_ns        # receive time (CLOCK_MONOTONIC ns)
     cdef Py_ssize_t nbytes    # payload + ENTRY_OVERHEAD while live
-    cdef int lane
+    cdef int lane             # the queueing policy (L_ORDERED for all with lanes=False)
+    cdef int hook_lane        # the lane the hook is told (the classifier's or the oracle's)
     cdef bint binary
 
 
@@ -495,7 +504,7 @@ cdef class FastListener(WSListener):
     cdef int _deliver(self, const char* ptr, Py_ssize_t size, bint binary,
                       ClassifyResult* r, int64_t t) except -1:
         cdef bytes payload
-        cdef int lane
+        cdef int lane, qlane
         cdef str channel
         cdef bint inline_ok = (self._inline_left > 0 and
                                (self._batch_start == 0 or t - self._batch_start < self._slice_ns))
@@ -509,35 +518,34 @@ cdef class FastListener(WSListener):
             self.n_inline += 1
             if self._episode_start != 0 and t - self._last_loss > EPISODE_QUIET_NS:
                 self._end_episode()   # keeping up, and nothing lost for a while
-            self._call_hook(PyBytes_FromStringAndSize(ptr, size), binary, t)
+            # The hook learns the lane and the channel the classifier found (UNKNOWN:
+            # not production's layout, the consumer's parse decides).
+            self._call_hook(PyBytes_FromStringAndSize(ptr, size), binary, r.lane,
+                            _channel_of(ptr, r), t)
             return 0
         payload = PyBytes_FromStringAndSize(ptr, size)
         lane = r.lane
-        if not self.lanes:
-            # One FIFO for everything (websockets semantics): never reordered, never
-            # conflated; only the byte bound drops, oldest first.
-            lane = L_ORDERED
-            channel = ""
-        elif lane == L_UNKNOWN:
+        if lane == L_UNKNOWN and self.lanes:
             # Not Deribit's production layout: the oracle decides (a full parse).
             self.n_lane_slow_path += 1
             lane_obj, channel = lane_reference(payload)
             lane = <int>lane_obj
-        elif r.chan_len > 0:
-            # The channel is a plain-ASCII slice of the message (see _classify).
-            channel = PyUnicode_DecodeASCII(ptr + r.chan_off, r.chan_len, NULL)
         else:
-            channel = ""
-        if (lane == L_PRIORITY and inline_ok and len(self._replies) == 0
+            channel = _channel_of(ptr, r)
+        # lanes=False: one FIFO for everything (websockets semantics): never reordered,
+        # never conflated; only the byte bound drops, oldest first. The hook is still
+        # told the message's own lane.
+        qlane = lane if self.lanes else L_ORDERED
+        if (qlane == L_PRIORITY and inline_ok and len(self._replies) == 0
                 and (len(channel) == 0 or len(self._prio) == 0)):
             # A reply or a private notification goes ahead of queued market data; a
             # reply (no channel) also ahead of queued private notifications: an ack
             # must not wait behind a burst of user.orders updates.
             self._inline_left -= 1
             self.n_inline += 1
-            self._call_hook(payload, binary, t)
+            self._call_hook(payload, binary, lane, channel, t)
             return 0
-        self._enqueue(payload, binary, lane, channel, t)
+        self._enqueue(payload, binary, qlane, lane, channel, t)
         if not self._drain_scheduled and self._n_queued > 0:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
@@ -550,8 +558,8 @@ cdef class FastListener(WSListener):
             self._chans[name] = c
         return c
 
-    cdef int _enqueue(self, bytes payload, bint binary, int lane, str channel,
-                      int64_t t) except -1:
+    cdef int _enqueue(self, bytes payload, bint binary, int lane, int hook_lane,
+                      str channel, int64_t t) except -1:
         cdef Py_ssize_t nbytes = PyBytes_GET_SIZE(payload) + ENTRY_OVERHEAD
         cdef _Msg m
         cdef _Chan c = None
@@ -588,6 +596,7 @@ cdef class FastListener(WSListener):
         m.rx_ns = t
         m.nbytes = nbytes
         m.lane = lane
+        m.hook_lane = hook_lane
         m.binary = binary
         if lane == L_PRIORITY:
             (self._replies if len(channel) == 0 else self._prio).append(m)
@@ -686,7 +695,8 @@ cdef class FastListener(WSListener):
             self._logger.exception("drbfast: the on_drop hook raised; the connection stays up")
         return 0
 
-    cdef inline void _call_hook(self, object payload, bint binary, int64_t rx):
+    cdef inline void _call_hook(self, object payload, bint binary, int lane, str channel,
+                                int64_t rx):
         cdef int64_t delay = now_ns() - rx
         self.n_delivered += 1
         self._hist[hist_bucket(delay)] += 1
@@ -696,7 +706,7 @@ cdef class FastListener(WSListener):
             return
         self.rx_ns = rx
         try:
-            self._on_message(payload, binary)
+            self._on_message(payload, binary, lane, channel, rx)
         except Exception:
             self.n_hook_errors += 1
             self._logger.exception("drbfast: the on_message hook raised; the connection stays up")
@@ -739,7 +749,7 @@ cdef class FastListener(WSListener):
             self._n_queued -= 1
             payload = m.payload
             m.payload = None
-            self._call_hook(payload, m.binary, m.rx_ns)
+            self._call_hook(payload, m.binary, m.hook_lane, m.channel, m.rx_ns)
             n -= 1
             if now_ns() >= deadline:
                 break

@@ -44,7 +44,6 @@ from .errors import (
     SubscriptionRefused,
     error_from_reply,
 )
-from .kinds import Lane
 from .orders import LabelMaker, OrderResult, order_params
 from .protocol import Reply, split_channels
 from .ratelimit import CreditBucket, CreditPools, Credits
@@ -225,21 +224,6 @@ class Subscription:
     async def unsubscribe(self) -> None:
         """Stop this subscription (channels no other subscription uses are unsubscribed)."""
         await self._unsubscribe(self)
-
-
-# Deribit's production layout (until the listener hands over its classification).
-_NOTIFICATION_PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
-_REPLY_PREFIX = b'{"jsonrpc":"2.0","id":'
-
-
-def _lane_of(payload: bytes) -> tuple[int, str]:
-    if payload.startswith(_NOTIFICATION_PREFIX):
-        start = len(_NOTIFICATION_PREFIX)
-        channel = payload[start:payload.find(b'"', start)].decode("ascii", "replace")
-        return (Lane.BOOK if channel.startswith("book.") else Lane.ORDERED), channel
-    if payload.startswith(_REPLY_PREFIX):
-        return Lane.PRIORITY, ""
-    return Lane.UNKNOWN, ""
 
 
 class Client(TradingMixin):
@@ -488,10 +472,10 @@ class Client(TradingMixin):
         listener: FastListener | None = None
         session = self._session
 
-        def on_message(payload: bytes, binary: bool) -> None:
+        def on_message(payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
+            # The classifier's lane and channel come with the bytes: nothing here scans them.
             if listener is not None and listener is self._listener:
-                self._rx_ns = rx_ns = listener.rx_ns
-                lane, channel = _lane_of(payload)
+                self._rx_ns = rx_ns
                 outputs = session.receive(payload, lane, channel, rx_ns, binary)
                 if outputs:
                     self._execute(outputs)

@@ -145,7 +145,7 @@ def frame_feeder(listener: FastListener, payload: bytes, transport: Any = None) 
     (HB, "heartbeats"), (HB_DOCS, "heartbeats"), (HB_SPACED, "heartbeats"), (REPLY, "test_replies"),
 ], ids=["heartbeat_production", "heartbeat_docs_order", "heartbeat_spaced_escaped", "engine_reply"])
 def test_heartbeat_path_allocates_nothing_per_message(counter: ModuleType, payload: bytes, counter_name: str) -> None:
-    listener = FastListener(lambda p, b: None)
+    listener = FastListener(lambda p, b, lane, ch, rx: None)
     run = frame_feeder(listener, payload)
     run(100)  # warm up (first-call caches)
     small = count_allocations(counter, run, 10)
@@ -163,7 +163,7 @@ def test_heartbeat_path_allocates_nothing_per_message(counter: ModuleType, paylo
 
 def test_counter_sees_per_message_allocations(counter: ModuleType) -> None:
     """Positive control: an OTHER message is copied to bytes for the hook, once each."""
-    listener = FastListener(lambda p, b: None)
+    listener = FastListener(lambda p, b, lane, ch, rx: None)
     run = frame_feeder(listener, NOTE)
     run(10)
     small = count_allocations(counter, run, 10)
@@ -182,7 +182,7 @@ async def test_test_request_answer_allocates_nothing(counter: ModuleType) -> Non
     _Sink.received = 0
     server = await ws_create_server(lambda request: _Sink(), "127.0.0.1", 0)
     url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-    transport, listener = await asyncio.wait_for(ws_connect(lambda: FastListener(lambda p, b: None), url), TIMEOUT)
+    transport, listener = await asyncio.wait_for(ws_connect(lambda: FastListener(lambda p, b, lane, ch, rx: None), url), TIMEOUT)
     assert isinstance(listener, FastListener)
     try:
         run = frame_feeder(listener, TR, transport)
@@ -220,7 +220,7 @@ def retained_after(run: Callable[[int], Any], n: int) -> tuple[int, int]:
 
 @pytest.mark.parametrize("payload", [HB, HB_SPACED, REPLY], ids=["heartbeat", "heartbeat_spaced", "engine_reply"])
 def test_tracemalloc_nothing_retained(payload: bytes) -> None:
-    listener = FastListener(lambda p, b: None)
+    listener = FastListener(lambda p, b, lane, ch, rx: None)
     for run in (frame_feeder(listener, payload), lambda n: listener.feed_many(payload, n)):
         run(100)
         small = retained_after(run, 1_000)

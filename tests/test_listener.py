@@ -262,8 +262,9 @@ class Hook:
         self.seen: list[tuple[bytes, bool]] = []
         self.raise_on = raise_on
 
-    def __call__(self, payload: bytes, binary: bool) -> None:
+    def __call__(self, payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         assert type(payload) is bytes and type(binary) is bool
+        assert type(lane) is int and type(channel) is str and type(rx_ns) is int and rx_ns > 0
         self.seen.append((payload, binary))
         if self.raise_on is not None and self.raise_on in payload:
             raise RuntimeError("hook failure requested by the test")

@@ -30,6 +30,8 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect, ws_c
 from drbfast import FastListener
 from drbfast.emulator import Emulator, EmulatorConfig
 from drbfast.errors import ConfigurationError
+from drbfast.kinds import Lane
+from drbfast.oracle import lane_reference
 
 from .test_listener import PING, PONG, TEXT, RawServer, raw_server, server_frame, until  # noqa: F401 (fixture)
 
@@ -79,15 +81,19 @@ class Consumer:
         self.cost = cost
         self.seen: list[bytes] = []
         self.rx: list[int] = []
+        #: (lane, channel) the hook was told for each message
+        self.told: list[tuple[int, str]] = []
         self.at: list[int] = []
         self.drops: list[tuple[str, str, int]] = []
         self.listener: FastListener | None = None
         self.reading: list[bool] = []
 
-    def on_message(self, payload: bytes, binary: bool) -> None:
+    def on_message(self, payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         assert self.listener is not None
+        assert rx_ns == self.listener.rx_ns
         self.seen.append(payload)
-        self.rx.append(self.listener.rx_ns)
+        self.rx.append(rx_ns)
+        self.told.append((lane, channel))
         self.at.append(time.monotonic_ns())
         transport = self.listener.transport
         if transport is not None and not transport.underlying_transport.is_closing():
@@ -293,6 +299,40 @@ async def test_other_layouts_are_laned_by_the_oracle(raw_server: RawServer) -> N
     await until(lambda: len(consumer.seen) == 101, "everything")
     s = listener.stats
     assert s.lane_slow_path == 1 and s.dropped == 0
+    await close(listener)
+
+
+@pytest.mark.parametrize("lanes", [True, False])
+async def test_the_hook_is_told_each_messages_lane_and_channel(raw_server: RawServer, lanes: bool) -> None:
+    """What the classifier learned from the bytes reaches the hook, inline and queued,
+    so the consumer never scans them again: the lane (the oracle's, for every message
+    in production's layout) and the channel; UNKNOWN (parse it) for another layout
+    delivered inline, the oracle's lane once it had to be queued with lanes on."""
+    consumer = Consumer(cost=30e-6)
+    listener = await connect_raw(raw_server, consumer, slice_size=3, lanes=lanes)
+    spaced = b'{ "method": "subscription", "params": { "data": {"n": 1}, "channel": "user.orders.X" }, "jsonrpc": "2.0" }'
+    msgs = [note("trades.BTC-PERPETUAL.raw", 0), reply(7), spaced,   # inline (slice_size=3)
+            note("book.BTC-PERPETUAL.100ms", 1), note("ticker.ETH-PERPETUAL.raw", 2),
+            note("user.orders.BTC-PERPETUAL.raw", 3), reply(8), spaced + b" ",
+            b'{"jsonrpc":"2.0","method":"heartbeat_is_not_this","params":{}}']
+    write(raw_server, *msgs)
+    await until(lambda: len(consumer.seen) == len(msgs), "every message")
+    told = dict(zip(consumer.seen, consumer.told))
+    production = [m for m in msgs if m.startswith(b'{"jsonrpc":"2.0","method":"subscription"') or b'"id":' in m]
+    for m in msgs:
+        lane, channel = told[m]
+        if m in production:
+            assert (lane, channel) == tuple(lane_reference(m)), m
+        else:
+            # Not production's layout: the oracle's answer if it was asked, else UNKNOWN.
+            assert (lane, channel) in {tuple(lane_reference(m)), (Lane.UNKNOWN, "")}, m
+    # Inline, nobody asks the oracle; queued with lanes on, it always answers.
+    assert told[spaced] == (Lane.UNKNOWN, "")
+    assert told[spaced + b" "] == ((Lane.PRIORITY, "user.orders.X") if lanes else (Lane.UNKNOWN, ""))
+    assert told[reply(7)] == (Lane.PRIORITY, "")
+    assert told[msgs[5]] == (Lane.PRIORITY, "user.orders.BTC-PERPETUAL.raw")
+    assert told[msgs[3]] == (Lane.BOOK, "book.BTC-PERPETUAL.100ms")
+    assert listener.stats.inline >= 3 and listener.stats.backlog_peak >= 3, "both paths were taken"
     await close(listener)
 
 

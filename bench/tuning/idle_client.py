@@ -133,7 +133,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
     holder: list[FastListener] = []
 
-    def on_message(payload: bytes, binary: bool) -> None:
+    def on_message(payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         # flood mode ends with bench_end, answered with "done" (bench/c/server.c)
         if payload.startswith(b'{"jsonrpc":"2.0","method":"bench_end"'):
             holder[0].send(b"done")

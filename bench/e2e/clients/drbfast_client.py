@@ -31,7 +31,7 @@ async def main(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         if not done.done():
             done.set_result(None)
 
-    def on_message(payload: bytes, binary: bool) -> None:
+    def on_message(payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         nonlocal count
         if payload.startswith(b'{"jsonrpc":"2.0","method":"bench_end"'):
             holder[0].send(b"done")

@@ -213,7 +213,7 @@ class ClientConnection:
         self.listener = listener
         self.ws_transport = listener.transport
 
-    def _on_message(self, payload: bytes, binary: bool) -> None:
+    def _on_message(self, payload: bytes, binary: bool, lane: int, channel: str, rx_ns: int) -> None:
         """Called by the listener once per non-heartbeat message, in order."""
         if self._failed:
             return  # closing after a protocol error: websockets delivers nothing more
