@@ -1,18 +1,48 @@
-"""The session's state, sans I/O: what a Deribit session is, apart from sockets and tasks.
+"""The Deribit session, sans I/O: what a session decides, apart from sockets, tasks and timers.
+
+The split: :class:`Session` (here) decides; :class:`drbfast.client.Client` (the asyncio
+driver) moves bytes, keeps time, waits for credits, resolves futures and calls callbacks.
+There is no asyncio here: the tests drive a Session with plain bytes and a fake clock.
+
+What the Session decides, and where:
+
+- **The lifecycle** (:class:`State`, one enum, changed only here; every change is a
+  :class:`StateChanged` event): :meth:`Session.connecting`,
+  :meth:`~Session.connection_made`, :meth:`~Session.connection_lost`,
+  :meth:`~Session.attempt_failed` (retry, or FAILED: bad credentials at once, a 13009
+  after :data:`AUTH_RETRIES`), :meth:`~Session.fail`, :meth:`~Session.close`,
+  :meth:`~Session.closed`.
+- **The set-up** on every connection, one request at a time, each result checked
+  (:class:`SetupPlan`): hello -> auth -> set_heartbeat -> cancel-on-disconnect ->
+  resubscribe; a reply advances it from :meth:`~Session.receive`.
+- **Requests in flight** by id: :meth:`~Session.request` / :meth:`~Session.order` give
+  the frame; the reply comes out as :class:`Answered`, a timeout
+  (:meth:`~Session.expire`) or a drop as :class:`Failed`.
+- **Receiving** (:meth:`~Session.receive`, told the lane and channel the listener's
+  classifier found): replies matched, notifications routed to their holders
+  (:class:`Notification`), ``book.*`` continuity (a gap refuses changes and schedules a
+  resync), kept books applied from the bytes (:class:`BookChanged`), parse errors counted.
+- **Time** (:meth:`~Session.tick`, :meth:`~Session.next_deadline`): the watchdog, probes,
+  token refresh (retried with a bounded backoff before expiry; past expiry the
+  connection is dropped to re-authenticate), book resyncs (unsubscribe + subscribe with
+  backoff), lookups of orders whose ack was lost (retried :data:`RECONCILE_ATTEMPTS`
+  times, then settled "unknown": :class:`Settled`).
+- **On connection loss** every request fails, lost orders are queued for reconciliation
+  and every kept book is marked not synced at once (a ``book_stale`` :class:`Notice`).
+
+Actions for the driver: :class:`Send`, :class:`Probe`, :class:`Drop`, :class:`Wake`.
+Events: :class:`Answered`, :class:`Failed`, :class:`Settled`, :class:`Notification`,
+:class:`BookChanged`, :class:`Notice` (the client's public ``Event``),
+:class:`StateChanged`.
+
+The containers it is built from, each testable alone:
 
 - :class:`SessionOptions`: every option of :func:`drbfast.connect`, validated once.
-- :class:`SetupPlan`: the set-up sequence run on every (re)connect: hello -> auth ->
-  set_heartbeat -> cancel-on-disconnect -> resubscribe, one request at a time, each
-  result checked (a malformed one raises :class:`~drbfast.errors.MalformedReply`).
-- :class:`PendingTable`: requests in flight by id; all of them fail at once when the
-  connection goes.
+- :class:`SetupPlan`: the set-up sequence above.
+- :class:`PendingTable`: requests in flight by id (for drivers that keep their own).
 - :class:`SubscriptionRegistry`: which channels are live and who receives them.
-- :class:`ResyncSchedule`: book channels waiting for a fresh snapshot, retried with
-  backoff until it works or the channel is unsubscribed.
-- :class:`TokenSchedule`: when the access token is refreshed.
-
-The asyncio client (:mod:`drbfast.client`) drives these with bytes and time; the tests
-drive them with plain values.
+- :class:`ResyncSchedule`: book channels waiting for a fresh snapshot, with backoff.
+- :class:`TokenSchedule`: when the access token is refreshed, and retried.
 """
 
 from __future__ import annotations
@@ -802,8 +832,8 @@ class Session:
             if kind is _Kind.CALL:
                 out.append(Failed(req_id, entry.ref, exc))
             elif kind is _Kind.ORDER:
-                self._lose(entry, out)
                 out.append(Failed(req_id, entry.ref, exc, uncertain=True))
+                self._lose(entry, out)
             elif kind is _Kind.SETUP:
                 self._setup_failed(exc, out)
             elif kind is _Kind.RECONCILE and self._reconciling is not None:
@@ -926,8 +956,8 @@ class Session:
         if kind is _Kind.CALL:
             out.append(Failed(req_id, entry.ref, err))
         elif kind is _Kind.ORDER:
-            self._lose(entry, out)
             out.append(Failed(req_id, entry.ref, err, uncertain=True))
+            self._lose(entry, out)
         elif kind is _Kind.SETUP:
             self._setup_failed(err, out)
         elif kind is _Kind.REFRESH:
