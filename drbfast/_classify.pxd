@@ -1,20 +1,8 @@
 # C interface of the byte classifier, cimported by the listener.
-# The enum values are shared with drbfast.kinds.Kind; do not renumber.
+# The K_* and L_* enums are defined in _enums.pxd (drbfast.kinds names them).
 
-cdef enum:
-    K_OTHER = 0
-    K_HEARTBEAT = 1
-    K_TEST_REQUEST = 2
-    K_TEST_REPLY = 3
-    K_UNKNOWN = 4
-
-# Delivery lanes of an OTHER message; shared with drbfast.kinds.Lane; do not renumber.
-cdef enum:
-    L_UNKNOWN = 0     # the fast matcher did not decide: ask the oracle (lane_reference)
-    L_PRIORITY = 1    # reply to a request, or a user.* notification: never dropped
-    L_ORDERED = 2     # other notifications and anything unrecognised: byte-bounded FIFO
-    L_CONFLATE = 3    # latest-value channel: one pending message per channel
-    L_BOOK = 4        # book.* channel: reset (resubscribe) instead of a late backlog
+from drbfast._enums cimport (K_HEARTBEAT, K_OTHER, K_TEST_REPLY, K_TEST_REQUEST, K_UNKNOWN, L_BOOK,
+                             L_CONFLATE, L_ORDERED, L_PRIORITY, L_UNKNOWN)
 
 ctypedef struct ClassifyResult:
     int kind          # one of K_*

@@ -1,16 +1,16 @@
 # cython: language_level=3
 """The Python face of the classifier's C enums: the one definition of their values.
 
-The values are the ``K_*`` and ``L_*`` constants of ``_classify.pxd`` (which the
-listener cimports); here they get their Python names, so the two cannot disagree.
-Import them from :mod:`drbfast.kinds`. This module cimports only the constants (no
-runtime import of ``_classify``), so it sits below every other module.
+The values are the ``K_*`` and ``L_*`` constants of ``_enums.pxd`` (which the
+classifier and the listener cimport); here they get their Python names, so the two cannot disagree.
+Import them from :mod:`drbfast.kinds`. It cimports only a declaration file (nothing
+at run time), so it sits below every other module.
 """
 
 from enum import IntEnum
 
-from drbfast._classify cimport (K_HEARTBEAT, K_OTHER, K_TEST_REPLY, K_TEST_REQUEST, K_UNKNOWN,
-                                L_BOOK, L_CONFLATE, L_ORDERED, L_PRIORITY, L_UNKNOWN)
+from drbfast._enums cimport (K_HEARTBEAT, K_OTHER, K_TEST_REPLY, K_TEST_REQUEST, K_UNKNOWN, L_BOOK,
+                             L_CONFLATE, L_ORDERED, L_PRIORITY, L_UNKNOWN)
 
 
 class Kind(IntEnum):

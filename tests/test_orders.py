@@ -240,7 +240,7 @@ async def test_a_buy_given_up_by_its_caller_still_settles_quietly(emulator: Emul
             await asyncio.wait_for(client.buy("BTC-PERPETUAL", 10, price=50_000.0), 0.05)
         await wait_until(lambda: len(emulator.exchange.open_orders(DEMO_CLIENT_ID)) == 1)
         await wait_until(lambda: client.stats.responses == before + 1)  # the late ack came
-        assert len(client._pending) == 0 and not client._unacked
+        assert client._session.in_flight == 0 and client._session.to_reconcile == 0
         emulator.faults.delay_responses(0.0, conn)
         assert client.stats.timeouts == 0 and client.stats.orphan_replies == 0
         assert (await client.buy("BTC-PERPETUAL", 10, price=50_000.5)).order.order_state == "open"
