@@ -33,7 +33,24 @@ TREES = ("drbfast", "bench")
 #: package -> its layer table, lowest first (see the module docstring).
 LAYER_TABLES: dict[str, Sequence[tuple[str, Sequence[str]]]] = {
     "drbfast.emulator": drbfast.emulator.LAYERS,
+    # docs/ARCHITECTURE.md draws these layers.
+    "drbfast": (
+        ("base", ("errors", "frames", "_kinds", "kinds", "urls", "backoff", "stats", "book", "bookgen",
+                  "_build_info")),
+        ("sans-I/O protocol", ("oracle", "_classify", "_book", "book_reference", "cdp", "auth", "ratelimit",
+                               "orders", "protocol", "queue")),
+        ("hot path", ("_listener",)),
+        ("session", ("session", "trading")),
+        ("transport", ("transport",)),
+        ("emulator", ("emulator",)),
+        ("drivers", ("client", "websockets")),
+        ("front-ends", ("gateway", "_compat")),
+        ("applications", ("demo", "stream", "cli", "__main__", "__init__")),
+    ),
 }
+
+#: Modules a build writes (absent from a plain checkout): a table may name them.
+GENERATED = {"_build_info"}
 
 #: Cycles outside these prefixes are reported by the xfail test below, not failed.
 NO_CYCLE = ("drbfast.emulator", "bench")
@@ -293,8 +310,9 @@ def test_layer_table_names_every_module_once(package: str) -> None:
     assert len(declared) == len(set(declared)), "a module is in two layers"
     prefix = package + "."
     present = {"__init__"} | {m[len(prefix):] for m in GRAPH if m.startswith(prefix) and "." not in m[len(prefix):]}
-    assert set(declared) == present, (f"undeclared: {sorted(present - set(declared))}; "
-                                      f"declared but missing: {sorted(set(declared) - present)}")
+    missing = set(declared) - present - GENERATED
+    assert present <= set(declared) and not missing, (f"undeclared: {sorted(present - set(declared))}; "
+                                                      f"declared but missing: {sorted(missing)}")
 
 
 @pytest.mark.parametrize("package", sorted(LAYER_TABLES))

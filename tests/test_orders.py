@@ -112,6 +112,29 @@ async def test_orders_beyond_the_burst_are_spaced_not_refused(emulator: Emulator
         assert len({r.order.order_id for r in results}) == 6
 
 
+async def test_a_cancel_goes_out_ahead_of_places_waiting_for_credits(emulator: Emulator) -> None:
+    """A quoter pacing itself to the matching-engine rate: 25 places queued for credits,
+    then a cancel. Places used to take credits past the queue (try_acquire) and the
+    cancel waited behind all of them (5.2 s at 5/s); it now goes out with the next
+    credit, ahead of every place still waiting."""
+    pools = drbfast.CreditPools(matching=drbfast.Credits.rate(10, 2))
+    async with drbfast.connect(emulator.url, credits=pools, **CREDS, **FAST) as client:
+        handles = [client.place("buy", "BTC-PERPETUAL", 10, price=30_000.0 + i) for i in range(27)]
+        assert sum(h.sent for h in handles) == 2
+        await asyncio.sleep(0.05)          # the other 25 are queued for credits now
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.wait_for(client.cancel_all_by_instrument("BTC-PERPETUAL"), TIMEOUT)
+        took = loop.time() - t0
+        sent_before = sum(h.sent for h in handles)
+        await asyncio.wait_for(asyncio.gather(*(asyncio.ensure_future(_wait(h)) for h in handles)), TIMEOUT)
+        methods = [json.loads(f.payload)["method"] for f in emulator.connections[-1].frames
+                   if f.direction == "in" and (b"private/buy" in f.payload or b"private/cancel_all" in f.payload)]
+        at = methods.index("private/cancel_all_by_instrument")
+        assert at <= 4, f"the cancel went out after {at} places: {methods[:at + 1]}"
+        assert sent_before <= 4 and took < 1.0, (sent_before, took)
+
+
 async def _wait(handle: drbfast.OrderHandle) -> OrderResult:
     return await handle
 
