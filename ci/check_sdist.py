@@ -22,7 +22,6 @@ REQUIRED = [
     "setup.py", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in",
     "drbfast/__init__.py", "drbfast/py.typed",
     "drbfast/_classify.pyx", "drbfast/_classify.pxd", "drbfast/_classify.pyi",
-    "drbfast/_enums.pxd", "drbfast/_scan.pxd", "drbfast/_kinds.pyx", "drbfast/_kinds.pyi",
     "drbfast/_listener.pyx", "drbfast/_listener.pyi",
     "bench/c/*.c", "bench/c/*.h",
     "tests/conftest.py", "tests/test_*.py", "tests/samples/*",

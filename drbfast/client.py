@@ -590,6 +590,10 @@ class Client(TradingMixin):
         if not loop_usable(self._loop):
             # A coroutine of ours finalized after the loop stopped or closed: failing the
             # calls in flight would schedule their callbacks on a dead loop.
+            if not self._closed_now and not self._stopping():
+                # Nobody closed it (the garbage collector may finalize the supervisor
+                # before the client itself): the same warning as __del__'s.
+                warnings.warn(f"unclosed {self!r}: call close() or use async with", ResourceWarning, source=self)
             self._close_now()
             return
         if listener is self._listener:

@@ -286,7 +286,11 @@ class BoundedQueue(Generic[T]):
             if timeout is None:
                 await waiter
             else:
-                await asyncio.wait_for(waiter, timeout)
+                try:
+                    await asyncio.wait_for(waiter, timeout)
+                except asyncio.TimeoutError:
+                    # (3.10: asyncio's own TimeoutError is not the builtin one)
+                    raise TimeoutError(f"nothing queued within {timeout:g} s") from None
         finally:
             if self._waiter is waiter:
                 self._waiter = None

@@ -358,8 +358,11 @@ PROGRAM = textwrap.dedent('''
     if driver == "asyncio.run":
         asyncio.run(main())
     elif driver == "run_until_complete":
-        # The Deribit docs' sample's style.
-        asyncio.get_event_loop_policy().get_event_loop().run_until_complete(main())
+        # The Deribit docs' sample's style (asyncio.get_event_loop() there, which warns
+        # on 3.12+ when it has to make the loop: the same loop, made explicitly, left open).
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main())
     else:  # the loop closed under a live connection
         loop = asyncio.new_event_loop()
         try:
