@@ -391,6 +391,14 @@ def only_a_keyboard_interrupt(err: str) -> bool:
     return True
 
 
+def _sigint_default() -> None:
+    """In the child, before exec: SIGINT back to its default disposition. A shell's
+    background job (CI runs one nox lane as one) starts with SIGINT ignored, which its
+    children inherit, and Python installs no KeyboardInterrupt handler then: the
+    program under test would never see the Ctrl-C the test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def run_and_interrupt(tmp_path: Any, emulator: Emulator, lib: str, driver: str,
                             *flags: str) -> tuple[str, list[Any]]:
     script = tmp_path / "program.py"
@@ -399,7 +407,8 @@ async def run_and_interrupt(tmp_path: Any, emulator: Emulator, lib: str, driver:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *flags, str(script), lib, driver, emulator.url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE", "PYTHONASYNCIODEBUG")})
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE", "PYTHONASYNCIODEBUG")},
+        preexec_fn=_sigint_default)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
