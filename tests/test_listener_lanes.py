@@ -326,8 +326,10 @@ async def test_the_hook_is_told_each_messages_lane_and_channel(raw_server: RawSe
         else:
             # Not production's layout: the oracle's answer if it was asked, else UNKNOWN.
             assert (lane, channel) in {tuple(lane_reference(m)), (Lane.UNKNOWN, "")}, m
-    # Inline, nobody asks the oracle; queued with lanes on, it always answers.
-    assert told[spaced] == (Lane.UNKNOWN, "")
+    # Inline, nobody asks the oracle; queued with lanes on, it always answers. The third
+    # message goes inline unless the read's time budget ran out first (a loaded machine);
+    # the eighth is always past slice_size=3, so queued.
+    assert told[spaced] in {(Lane.UNKNOWN, ""), ((Lane.PRIORITY, "user.orders.X") if lanes else (Lane.UNKNOWN, ""))}
     assert told[spaced + b" "] == ((Lane.PRIORITY, "user.orders.X") if lanes else (Lane.UNKNOWN, ""))
     assert told[reply(7)] == (Lane.PRIORITY, "")
     assert told[msgs[5]] == (Lane.PRIORITY, "user.orders.BTC-PERPETUAL.raw")
