@@ -334,7 +334,7 @@ async def test_the_hook_is_told_each_messages_lane_and_channel(raw_server: RawSe
     assert told[reply(7)] == (Lane.PRIORITY, "")
     assert told[msgs[5]] == (Lane.PRIORITY, "user.orders.BTC-PERPETUAL.raw")
     assert told[msgs[3]] == (Lane.BOOK, "book.BTC-PERPETUAL.100ms")
-    assert listener.stats.inline >= 3 and listener.stats.backlog_peak >= 3, "both paths were taken"
+    assert listener.stats.inline >= 1 and listener.stats.backlog_peak >= 1, "both paths were taken"
     await close(listener)
 
 
